@@ -8,4 +8,7 @@
 //!
 //! [`run`] is the whole program behind `main`: it takes the parsed command line and returns an exit code.
 
+pub mod emit;
 pub mod parse;
+pub mod sources;
+pub mod validate;

@@ -1,0 +1,3 @@
+//! Emit: writes the MISP cluster and galaxy files.
+
+pub mod json;

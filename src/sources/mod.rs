@@ -1,0 +1,3 @@
+//! Sources: where rules come from.
+
+pub mod weburl;
