@@ -1,3 +1,219 @@
-//! Sources: where rules come from.
+//! Sources: where rules come from, pinned to one commit.
+//!
+//! This stage owns opening each configured repository with git2, resolving its ref to a commit, listing
+//! the rule files of that commit's tree (path and blob id, filtered by [`crate::config::PathFilter`]) and
+//! reading blob contents. Rules are always read from the commit's objects, never from a working tree, so
+//! what is built is exactly a commit. It also works out how a rule file is linked on the web
+//! ([`weburl`]). A location is a path to a working tree, a path inside one (that sub-folder only) or a
+//! bare repository.
 
 pub mod weburl;
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+
+use crate::config::{PathFilter, SourceConfig};
+use crate::error::{Error, Result};
+use weburl::{HostKind, Template};
+
+/// One source, opened and pinned to a commit.
+pub struct Snapshot {
+    /// The source's unique name.
+    pub name: String,
+    /// The location as shown to users (credentials redacted).
+    pub location: String,
+    /// The repository's git folder.
+    pub git_dir: PathBuf,
+    /// The commit built.
+    pub commit: Oid,
+    /// The commit's committer time (Unix seconds).
+    pub commit_time: i64,
+    /// The branch built, when the ref is (or HEAD points to) a branch.
+    pub branch: Option<String>,
+    /// Rule files of the commit, sorted by path.
+    pub files: Vec<RuleFile>,
+    /// How to link a file on the web, when known.
+    pub web: Option<WebLink>,
+    /// The opened repository.
+    pub repo: Repository,
+}
+
+/// A rule file in a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFile {
+    /// Path in the repository, `/`-separated.
+    pub path: String,
+    /// The file's blob id.
+    pub blob: Oid,
+}
+
+/// How to build a web link to a file of a source.
+#[derive(Debug, Clone)]
+pub enum WebLink {
+    /// A recognised forge, from the remote URL.
+    Forge {
+        remote: weburl::RemoteUrl,
+        kind: HostKind,
+    },
+    /// The config's `web_url` template, with the remote it fills `{host}` and `{repo}` from (if any).
+    Template {
+        template: Template,
+        remote: Option<weburl::RemoteUrl>,
+    },
+}
+
+impl WebLink {
+    /// The link to `path` at `rev` (a commit id or a branch name).
+    pub fn file_url(&self, rev: &str, path: &str) -> String {
+        match self {
+            WebLink::Forge { remote, kind } => weburl::file_url(remote, *kind, rev, path),
+            WebLink::Template { template, remote } => template.render(remote.as_ref(), rev, path),
+        }
+    }
+}
+
+/// Opens a configured source and pins it to its ref.
+pub fn open(source: &SourceConfig) -> Result<Snapshot> {
+    let err = |message: String| Error::Source {
+        source_name: source.name.clone(),
+        message,
+    };
+    let path = Path::new(&source.location);
+    let repo = Repository::discover(path).map_err(|e| {
+        err(format!(
+            "{}: not a git repository ({})",
+            source.location,
+            e.message()
+        ))
+    })?;
+    let prefix = subfolder(&repo, path);
+    let spec = source.reference.as_deref().unwrap_or("HEAD");
+    let commit = repo
+        .revparse_single(spec)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| err(format!("cannot resolve {spec:?}: {}", e.message())))?;
+    let branch = branch_name(&repo, source.reference.as_deref());
+    let mut filter = source.filter.clone();
+    if prefix.is_some() {
+        filter.prefix = prefix;
+    }
+    let files = list_files(&repo, &commit.tree().map_err(|e| err(e.message().into()))?, &filter)
+        .map_err(|e| err(format!("reading the tree of {}: {}", commit.id(), e.message())))?;
+    let web = web_link(&repo, source);
+    Ok(Snapshot {
+        name: source.name.clone(),
+        location: weburl::redact(&source.location),
+        git_dir: repo.path().to_path_buf(),
+        commit: commit.id(),
+        commit_time: commit.committer().when().seconds(),
+        branch,
+        files,
+        web,
+        repo: Repository::open(repo.path()).map_err(|e| err(e.message().into()))?,
+    })
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("name", &self.name)
+            .field("commit", &self.commit)
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// The content of a blob.
+    pub fn read(&self, blob: Oid) -> Result<Vec<u8>> {
+        self.repo
+            .find_blob(blob)
+            .map(|b| b.content().to_vec())
+            .map_err(|e| Error::Source {
+                source_name: self.name.clone(),
+                message: format!("reading blob {blob}: {}", e.message()),
+            })
+    }
+}
+
+/// The folder of the working tree that `path` points into, as a `a/b/` prefix; `None` for the top.
+fn subfolder(repo: &Repository, path: &Path) -> Option<String> {
+    let workdir = repo.workdir()?.canonicalize().ok()?;
+    let here = path.canonicalize().ok()?;
+    let rel = here.strip_prefix(&workdir).ok()?;
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    (!parts.is_empty()).then(|| format!("{}/", parts.join("/")))
+}
+
+/// The branch a ref names, or HEAD's branch when no ref is given.
+fn branch_name(repo: &Repository, reference: Option<&str>) -> Option<String> {
+    match reference {
+        Some(r) => repo
+            .find_branch(r, git2::BranchType::Local)
+            .ok()
+            .and_then(|b| b.name().ok().flatten().map(str::to_string))
+            .or_else(|| {
+                let remote = repo.find_branch(r, git2::BranchType::Remote).ok()?;
+                let name = remote.name().ok()??;
+                Some(name.split_once('/').map_or(name, |(_, b)| b).to_string())
+            }),
+        None => {
+            let head = repo.head().ok()?;
+            if !head.is_branch() {
+                return None;
+            }
+            head.shorthand().ok().map(str::to_string)
+        }
+    }
+}
+
+/// Every rule file of `tree` that `filter` accepts, sorted by path.
+pub fn list_files(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    filter: &PathFilter,
+) -> std::result::Result<Vec<RuleFile>, git2::Error> {
+    let _ = repo;
+    let mut files = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(ObjectType::Blob)
+            && let Ok(name) = std::str::from_utf8(entry.name_bytes())
+        {
+            let path = format!("{dir}{name}");
+            if filter.matches(&path) {
+                files.push(RuleFile {
+                    path,
+                    blob: entry.id(),
+                });
+            }
+        }
+        TreeWalkResult::Ok
+    })?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The web link style of a source: its `web_url` template, else its `origin` remote on a known forge.
+fn web_link(repo: &Repository, source: &SourceConfig) -> Option<WebLink> {
+    let remote_url = if weburl::parse_remote(&source.location).is_some() {
+        Some(source.location.clone())
+    } else {
+        repo.find_remote("origin")
+            .ok()
+            .and_then(|r| r.url().ok().map(str::to_string))
+    };
+    let remote = remote_url.as_deref().and_then(weburl::parse_remote);
+    if let Some(template) = &source.web_url {
+        return Some(WebLink::Template {
+            template: template.clone(),
+            remote,
+        });
+    }
+    let remote = remote?;
+    let kind = source.host.or_else(|| weburl::detect_host_kind(&remote.host))?;
+    Some(WebLink::Forge { remote, kind })
+}

@@ -1,0 +1,579 @@
+//! Config: the one validated description of a run, built from the config file and the flags.
+//!
+//! [`Config::load`] is the only place that sees clap's structs and the YAML file's raw shape: it reads the
+//! file (default `./sigma-galaxy.yml` when present), lets flags override it, resolves relative paths
+//! (config-file paths against the file's folder, flag paths against the current folder), compiles globs and
+//! checks every value. Everything after it works on [`Config`] and can assume it is valid.
+//!
+//! The file format, with every key optional:
+//!
+//! ```yaml
+//! out: galaxy                 # output folder
+//! state: .sigma-galaxy        # state folder (default: .sigma-galaxy next to `out`)
+//! attack_clusters: /var/www/MISP/app/files/misp-galaxy/clusters
+//! strict: false               # rule problems are errors
+//! filters: false              # also emit Sigma filter rules
+//! include: ['rules/**']       # globs on repository paths, for every source without its own
+//! exclude: ['deprecated/**']
+//! sources:
+//!   - name: sigmahq           # unique; default: the repository folder's name
+//!     location: ../sigma      # path to a git repository (working tree or bare)
+//!     ref: master             # branch, tag or commit; default HEAD
+//!     include: ['rules/**']
+//!     exclude: []
+//!     web_url: 'https://git.corp/{repo}/blob/{commit}/{path}'
+//!     host: gitlab            # web URL style for a self-hosted server
+//! galaxy:                     # the galaxy's own fields; defaults are MISP's published galaxy
+//!   type: sigma-rules
+//!   name: Sigma-Rules
+//!   uuid: 9cf7cd2e-d5f1-48c4-9909-7896ba1c96b2
+//!   namespace: misp
+//!   icon: link
+//!   category: rules
+//!   description: ...          # the galaxy's description
+//!   cluster_description: ...  # the cluster's description
+//!   authors: ['@Joseliyo_Jstnk']
+//!   source: https://github.com/jstnk9/MISP/tree/main/misp-galaxy/sigma
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::cli::BuildArgs;
+use crate::error::{Error, Result};
+use crate::sources::weburl::{HostKind, Template};
+
+/// The config file looked for in the current folder when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "sigma-galaxy.yml";
+
+/// A validated build configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Rule repositories, in the order given; their names are unique.
+    pub sources: Vec<SourceConfig>,
+    /// Output folder (holds `clusters/` and `galaxies/`).
+    pub out: PathBuf,
+    /// State folder.
+    pub state: PathBuf,
+    /// misp-galaxy `clusters/` folder for ATT&CK links.
+    pub attack_clusters: Option<PathBuf>,
+    /// The galaxy's own fields.
+    pub galaxy: GalaxyInfo,
+    /// Rule problems fail the run.
+    pub strict: bool,
+    /// Emit Sigma filter rules too.
+    pub filters: bool,
+    /// How to talk to the user.
+    pub output: Output,
+}
+
+/// Where the summary goes and how chatty stderr is. Chosen once, here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Human-readable lines on stderr.
+    Human { verbose: bool, quiet: bool },
+    /// One JSON summary object on stdout; errors still on stderr.
+    Json { verbose: bool },
+}
+
+impl Output {
+    /// Whether reasons and per-file details are shown.
+    pub fn verbose(self) -> bool {
+        match self {
+            Output::Human { verbose, .. } | Output::Json { verbose } => verbose,
+        }
+    }
+}
+
+/// One rule repository.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Unique name; part of derived uuids, so keep it stable.
+    pub name: String,
+    /// Where the repository is, as given.
+    pub location: String,
+    /// Branch, tag or commit to build; `None` is HEAD.
+    pub reference: Option<String>,
+    /// Which repository paths are rule files.
+    pub filter: PathFilter,
+    /// Explicit web link template (`{host}`, `{repo}`, `{commit}`, `{path}`).
+    pub web_url: Option<Template>,
+    /// Web URL style for a host that is not recognised by name.
+    pub host: Option<HostKind>,
+}
+
+/// Which files of a repository are rule files: `*.yml`/`*.yaml` files under `prefix` that match an
+/// include glob (every file when there is none) and no exclude glob.
+#[derive(Debug, Clone)]
+pub struct PathFilter {
+    /// Only paths under this folder (`a/b/`, with trailing slash), for a source given as a sub-folder.
+    pub prefix: Option<String>,
+    /// The include globs as written (they are part of cache keys).
+    pub include: Vec<String>,
+    /// The exclude globs as written.
+    pub exclude: Vec<String>,
+    include_set: GlobSet,
+    exclude_set: GlobSet,
+}
+
+impl PathFilter {
+    /// Compiles the globs; `what` names where they come from, for the error message.
+    pub fn new(
+        prefix: Option<String>,
+        include: Vec<String>,
+        exclude: Vec<String>,
+    ) -> Result<Self> {
+        Ok(PathFilter {
+            include_set: glob_set(&include)?,
+            exclude_set: glob_set(&exclude)?,
+            prefix,
+            include,
+            exclude,
+        })
+    }
+
+    /// Whether the repository path `path` is a rule file to build.
+    pub fn matches(&self, path: &str) -> bool {
+        let yaml = path.ends_with(".yml") || path.ends_with(".yaml");
+        yaml && self.prefix.as_deref().is_none_or(|p| path.starts_with(p))
+            && (self.include.is_empty() || self.include_set.is_match(path))
+            && !self.exclude_set.is_match(path)
+    }
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = Glob::new(p).map_err(|e| Error::config(format!("bad glob {p:?}: {e}")))?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::config(format!("bad globs: {e}")))
+}
+
+/// The galaxy's and cluster's own fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GalaxyInfo {
+    /// `type`, also the file name (`clusters/<type>.json`).
+    pub kind: String,
+    pub name: String,
+    pub uuid: Uuid,
+    pub namespace: String,
+    pub icon: String,
+    pub category: String,
+    /// The galaxy file's description.
+    pub description: String,
+    /// The cluster file's description.
+    pub cluster_description: String,
+    pub authors: Vec<String>,
+    pub source: String,
+}
+
+impl Default for GalaxyInfo {
+    /// MISP's published Sigma galaxy.
+    fn default() -> Self {
+        GalaxyInfo {
+            kind: "sigma-rules".into(),
+            name: "Sigma-Rules".into(),
+            uuid: Uuid::from_u128(0x9cf7cd2e_d5f1_48c4_9909_7896ba1c96b2),
+            namespace: "misp".into(),
+            icon: "link".into(),
+            category: "rules".into(),
+            description: "Sigma Rules are used to detect suspicious behaviors related to threat actors, malware and tools".into(),
+            cluster_description: "MISP galaxy cluster based on Sigma Rules.".into(),
+            authors: vec!["@Joseliyo_Jstnk".into()],
+            source: "https://github.com/jstnk9/MISP/tree/main/misp-galaxy/sigma".into(),
+        }
+    }
+}
+
+/// The config file's raw shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    sources: Vec<FileSource>,
+    include: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
+    attack_clusters: Option<PathBuf>,
+    out: Option<PathBuf>,
+    state: Option<PathBuf>,
+    strict: Option<bool>,
+    filters: Option<bool>,
+    #[serde(default)]
+    galaxy: FileGalaxy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSource {
+    name: Option<String>,
+    location: String,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    include: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
+    web_url: Option<String>,
+    host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGalaxy {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: Option<String>,
+    uuid: Option<String>,
+    namespace: Option<String>,
+    icon: Option<String>,
+    category: Option<String>,
+    description: Option<String>,
+    cluster_description: Option<String>,
+    authors: Option<Vec<String>>,
+    source: Option<String>,
+}
+
+impl Config {
+    /// Builds the validated configuration from the flags and the config file they name (or the default
+    /// `sigma-galaxy.yml` in the current folder, when it exists).
+    pub fn load(args: &BuildArgs) -> Result<Config> {
+        let (file, base) = match &args.config {
+            Some(path) => (read_file(path)?, dir_of(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                (read_file(Path::new(DEFAULT_CONFIG_FILE))?, PathBuf::new())
+            }
+            None => (FileConfig::default(), PathBuf::new()),
+        };
+        let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let include = pick(&args.include, file.include);
+        let exclude = pick(&args.exclude, file.exclude);
+
+        let mut sources = Vec::new();
+        if args.sources.is_empty() {
+            for s in file.sources {
+                let location = if is_remote(&s.location) {
+                    s.location
+                } else {
+                    rel(PathBuf::from(&s.location)).to_string_lossy().into_owned()
+                };
+                let web_url = s
+                    .web_url
+                    .map(|t| Template::parse(&t).map_err(|e| Error::config(format!("source {location}: web_url: {e}"))))
+                    .transpose()?;
+                let host = s
+                    .host
+                    .map(|h| h.parse::<HostKind>().map_err(|e| Error::config(format!("source {location}: host: {e}"))))
+                    .transpose()?;
+                sources.push(source_config(
+                    s.name,
+                    location,
+                    s.reference,
+                    s.include.unwrap_or_else(|| include.clone()),
+                    s.exclude.unwrap_or_else(|| exclude.clone()),
+                    web_url,
+                    host,
+                )?);
+            }
+        } else {
+            for spec in &args.sources {
+                let (location, reference) = split_ref(spec);
+                sources.push(source_config(
+                    None,
+                    location.to_string(),
+                    reference.map(str::to_string),
+                    include.clone(),
+                    exclude.clone(),
+                    None,
+                    None,
+                )?);
+            }
+        }
+        if sources.is_empty() {
+            return Err(Error::config(
+                "no sources: give --source PATH[#REF] or list sources in the config file (sigma-galaxy init writes one)",
+            ));
+        }
+        let mut names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(format!(
+                "two sources are named {:?}: give each a unique `name` in the config file",
+                w[0]
+            )));
+        }
+
+        let out = args
+            .out
+            .clone()
+            .or_else(|| file.out.map(&rel))
+            .unwrap_or_else(|| PathBuf::from("galaxy"));
+        let state = args
+            .state
+            .clone()
+            .or_else(|| file.state.map(&rel))
+            .unwrap_or_else(|| default_state(&out));
+        let attack_clusters = args
+            .attack_clusters
+            .clone()
+            .or_else(|| file.attack_clusters.map(&rel));
+        if let Some(dir) = &attack_clusters
+            && !dir.is_dir()
+        {
+            return Err(Error::config(format!(
+                "--attack-clusters {}: not a folder (expected a misp-galaxy clusters/ folder)",
+                dir.display()
+            )));
+        }
+        let output = if args.json {
+            Output::Json {
+                verbose: args.verbose,
+            }
+        } else {
+            Output::Human {
+                verbose: args.verbose,
+                quiet: args.quiet,
+            }
+        };
+        Ok(Config {
+            sources,
+            out,
+            state,
+            attack_clusters,
+            galaxy: galaxy_info(file.galaxy)?,
+            strict: args.strict || file.strict.unwrap_or(false),
+            filters: args.filters || file.filters.unwrap_or(false),
+            output,
+        })
+    }
+}
+
+/// Flags replace the file's list when given at all.
+fn pick(flags: &[String], file: Option<Vec<String>>) -> Vec<String> {
+    if flags.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flags.to_vec()
+    }
+}
+
+/// `.sigma-galaxy` beside the output folder.
+fn default_state(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(p) => p.join(".sigma-galaxy"),
+        None => PathBuf::from(".sigma-galaxy"),
+    }
+}
+
+fn dir_of(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `LOCATION#REF` → (LOCATION, Some(REF)).
+pub fn split_ref(spec: &str) -> (&str, Option<&str>) {
+    match spec.rsplit_once('#') {
+        Some((loc, r)) if !loc.is_empty() && !r.is_empty() => (loc, Some(r)),
+        _ => (spec, None),
+    }
+}
+
+/// Whether a location is a URL rather than a local path.
+pub fn is_remote(location: &str) -> bool {
+    crate::sources::weburl::parse_remote(location).is_some()
+}
+
+fn source_config(
+    name: Option<String>,
+    location: String,
+    reference: Option<String>,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    web_url: Option<Template>,
+    host: Option<HostKind>,
+) -> Result<SourceConfig> {
+    let name = match name {
+        Some(n) => n,
+        None => default_name(&location),
+    };
+    if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
+        return Err(Error::config(format!(
+            "source {location}: name {name:?} must be non-empty, without '/' or control characters"
+        )));
+    }
+    Ok(SourceConfig {
+        name,
+        filter: PathFilter::new(None, include, exclude)?,
+        location,
+        reference,
+        web_url,
+        host,
+    })
+}
+
+/// The last path component of a location, without `.git`: `../sigma` → `sigma`, `x/rules.git` → `rules`.
+fn default_name(location: &str) -> String {
+    let trimmed = location.trim_end_matches(['/', '\\']);
+    let last = if trimmed == "." || trimmed.is_empty() {
+        std::env::current_dir()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "rules".into())
+    } else {
+        trimmed
+            .rsplit(['/', '\\', ':'])
+            .next()
+            .unwrap_or(trimmed)
+            .to_string()
+    };
+    last.strip_suffix(".git").unwrap_or(&last).to_string()
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+        path: Some(path.to_path_buf()),
+        line: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    yaml_serde::from_str(&text).map_err(|e| Error::Config {
+        path: Some(path.to_path_buf()),
+        line: e.location().map(|l| l.line()),
+        message: e.to_string(),
+    })
+}
+
+fn galaxy_info(g: FileGalaxy) -> Result<GalaxyInfo> {
+    let d = GalaxyInfo::default();
+    let kind = g.kind.unwrap_or(d.kind);
+    if kind.is_empty()
+        || !kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(Error::config(format!(
+            "galaxy.type {kind:?}: use lower-case letters, digits, '-' and '_' (it is also the file name)"
+        )));
+    }
+    let uuid = match g.uuid {
+        Some(u) => Uuid::try_parse(&u)
+            .map_err(|e| Error::config(format!("galaxy.uuid {u:?}: {e}")))?,
+        None => d.uuid,
+    };
+    Ok(GalaxyInfo {
+        kind,
+        name: g.name.unwrap_or(d.name),
+        uuid,
+        namespace: g.namespace.unwrap_or(d.namespace),
+        icon: g.icon.unwrap_or(d.icon),
+        category: g.category.unwrap_or(d.category),
+        description: g.description.unwrap_or(d.description),
+        cluster_description: g.cluster_description.unwrap_or(d.cluster_description),
+        authors: g.authors.unwrap_or(d.authors),
+        source: g.source.unwrap_or(d.source),
+    })
+}
+
+/// The commented starter configuration `sigma-galaxy init` writes.
+pub const STARTER_CONFIG: &str = r#"# sigma-galaxy configuration. Every key is optional; command-line flags override this file.
+# Relative paths are relative to this file's folder.
+
+# Output folder: gets clusters/<type>.json and galaxies/<type>.json.
+out: galaxy
+
+# State folder (build cache and UUID ledger). Default: .sigma-galaxy next to `out`.
+# state: .sigma-galaxy
+
+# A misp-galaxy clusters/ folder, for links to ATT&CK techniques, groups and software.
+# On a MISP server: /var/www/MISP/app/files/misp-galaxy/clusters
+# attack_clusters: /var/www/MISP/app/files/misp-galaxy/clusters
+
+# Rule problems (bad YAML, wrong field types) fail the build instead of being skipped with a warning.
+strict: false
+
+# Also turn Sigma filter rules into values.
+filters: false
+
+# Globs on repository paths, for sources that set none of their own. Only *.yml/*.yaml files are read.
+include:
+  - 'rules*/**'
+exclude:
+  - 'deprecated/**'
+
+sources:
+  # A git repository: working tree or bare. Rules are read from the commit, not the working tree.
+  - name: sigmahq                # unique; part of the uuids of rules without an id: keep it stable
+    location: ../sigma
+    # ref: master                # branch, tag or commit (default: HEAD)
+    # include: ['rules/**']      # overrides the top-level include
+    # web_url: 'https://git.corp/{repo}/blob/{commit}/{path}'   # link template for unknown hosts
+    # host: gitlab               # or: github, bitbucket, gitea, forgejo, azure
+
+# The galaxy's own fields. Defaults reproduce MISP's published Sigma galaxy.
+# galaxy:
+#   type: sigma-rules
+#   name: Sigma-Rules
+#   uuid: 9cf7cd2e-d5f1-48c4-9909-7896ba1c96b2
+#   namespace: misp
+#   icon: link
+#   category: rules
+#   description: Sigma Rules are used to detect suspicious behaviors related to threat actors, malware and tools
+#   cluster_description: MISP galaxy cluster based on Sigma Rules.
+#   authors: ['@Joseliyo_Jstnk']
+#   source: https://github.com/jstnk9/MISP/tree/main/misp-galaxy/sigma
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_ref_takes_the_last_hash() {
+        assert_eq!(split_ref("../sigma#main"), ("../sigma", Some("main")));
+        assert_eq!(split_ref("../sigma"), ("../sigma", None));
+        assert_eq!(split_ref("a#b#c"), ("a#b", Some("c")));
+        assert_eq!(split_ref("x#"), ("x#", None));
+    }
+
+    #[test]
+    fn default_names_drop_dot_git_and_slashes() {
+        assert_eq!(default_name("../sigma/"), "sigma");
+        assert_eq!(default_name("/srv/rules.git"), "rules");
+        assert_eq!(default_name("git@host:org/in-house.git"), "in-house");
+    }
+
+    #[test]
+    fn filter_needs_yaml_and_honours_globs() {
+        let f = PathFilter::new(None, vec!["rules/**".into()], vec!["rules/old/**".into()])
+            .expect("globs compile");
+        assert!(f.matches("rules/a/b.yml"));
+        assert!(f.matches("rules/a/b.yaml"));
+        assert!(!f.matches("rules/README.md"));
+        assert!(!f.matches("rules/old/x.yml"));
+        assert!(!f.matches("other/x.yml"));
+        let all = PathFilter::new(Some("sub/".into()), vec![], vec![]).expect("empty globs");
+        assert!(all.matches("sub/x.yml"));
+        assert!(!all.matches("x.yml"));
+    }
+
+    #[test]
+    fn starter_config_parses() {
+        let f: FileConfig = yaml_serde::from_str(STARTER_CONFIG).expect("starter config parses");
+        assert_eq!(f.sources.len(), 1);
+        assert_eq!(f.sources[0].name.as_deref(), Some("sigmahq"));
+    }
+
+    #[test]
+    fn galaxy_type_must_be_a_file_name() {
+        let g = FileGalaxy {
+            kind: Some("../x".into()),
+            ..FileGalaxy::default()
+        };
+        assert!(galaxy_info(g).is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! Merge: many sources' rules become one list of galaxy values with unique uuids and unique titles.
+//!
+//! This stage owns identity. Input is every parsed rule of every source in a fixed order (source order,
+//! then path, then document index); output is one [`Value`] per rule with:
+//!
+//! - a **uuid**: the rule's `id` in canonical lower case when it is a valid UUID and no earlier rule has
+//!   it; otherwise the uuid the ledger remembers for this rule (see [`crate::state`]), otherwise a
+//!   deterministic UUIDv5 derived from the galaxy uuid, the source name, the path and the document index
+//!   ([`derived_uuid`]). Never a placeholder string.
+//! - a **title** that MISP can store and that no other value has case-insensitively (MISP matches values
+//!   by their text, ignoring case): the first rule keeps its title, later ones get ` (file name)`, then
+//!   ` (source:path#index)` appended. `"` becomes `'`, 4-byte characters become U+FFFD, and a title whose
+//!   tag `misp-galaxy:TYPE="VALUE"` would pass 255 characters is shortened with `…`.
+//!
+//! Every such change is reported as a warning on the rule's file and line.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use crate::parse::{Rule, RuleKind};
+use crate::report::Warning;
+
+/// MISP's tag column width: `misp-galaxy:TYPE="VALUE"` must fit.
+pub const MAX_TAG_CHARS: usize = 255;
+
+/// A parsed rule with where it came from, ready for merging.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Index of its source in the configuration.
+    pub source: usize,
+    /// Path in the source repository.
+    pub path: String,
+    /// The rule.
+    pub rule: Rule,
+    /// The link to the rule file, if the source has a web URL.
+    pub link: Option<String>,
+    /// A uuid the ledger remembers for this rule, used when it has no valid id of its own.
+    pub remembered: Option<Uuid>,
+}
+
+/// A galaxy value: a rule with its final uuid and title.
+#[derive(Debug, Clone)]
+pub struct Value {
+    pub uuid: Uuid,
+    /// Unique (case-insensitively) and storable by MISP.
+    pub title: String,
+    pub source: usize,
+    pub path: String,
+    pub rule: Rule,
+    pub link: Option<String>,
+    /// Whether the uuid is the rule's own `id`; false for derived or remembered uuids.
+    pub own_id: bool,
+}
+
+/// The deterministic uuid of a rule without a usable `id`.
+pub fn derived_uuid(galaxy: Uuid, source: &str, path: &str, index: u32) -> Uuid {
+    Uuid::new_v5(&galaxy, format!("{source}\0{path}\0{index}").as_bytes())
+}
+
+/// Parses a rule `id` as a UUID in its hyphenated form (any case).
+pub fn parse_id(id: &str) -> Option<Uuid> {
+    (id.len() == 36).then(|| Uuid::try_parse(id).ok()).flatten()
+}
+
+/// Merges candidates (already in source, path, index order) into values.
+///
+/// `sources` are the source names, by index; `kind` is the galaxy type (for the tag length limit);
+/// `filters` keeps Sigma filter rules.
+pub fn merge(
+    candidates: Vec<Candidate>,
+    sources: &[String],
+    galaxy: Uuid,
+    kind: &str,
+    filters: bool,
+    warnings: &mut Vec<Warning>,
+) -> Vec<Value> {
+    let mut used: HashSet<Uuid> = HashSet::new();
+    let mut first_with_id: HashMap<Uuid, String> = HashMap::new();
+    let mut values = Vec::with_capacity(candidates.len());
+
+    // Rules with their own valid ids claim them first, so that a derived or remembered uuid can never
+    // take an id that a later rule states explicitly.
+    let claimed: HashSet<Uuid> = candidates
+        .iter()
+        .filter_map(|c| c.rule.id.as_deref().and_then(parse_id))
+        .collect();
+
+    for c in candidates {
+        if c.rule.kind == RuleKind::Filter && !filters {
+            continue;
+        }
+        let source = &sources[c.source];
+        let warn = |warnings: &mut Vec<Warning>, message: String| {
+            warnings.push(Warning::new(source, &c.path, Some(c.rule.line), message));
+        };
+        let own = c.rule.id.as_deref().and_then(parse_id);
+        if let (Some(id), None) = (c.rule.id.as_deref(), own) {
+            warn(warnings, format!("id {id:?} is not a UUID; a derived uuid is used"));
+        }
+        let (uuid, own_id) = match own {
+            Some(u) if used.insert(u) => {
+                first_with_id.insert(u, format!("{source}:{}", c.path));
+                (u, true)
+            }
+            _ => {
+                if let Some(u) = own {
+                    let first = first_with_id.get(&u).map_or("", String::as_str);
+                    warn(
+                        warnings,
+                        format!("id {u} is already used by {first}; a derived uuid is used"),
+                    );
+                }
+                let mut u = c
+                    .remembered
+                    .filter(|r| !used.contains(r) && !claimed.contains(r))
+                    .unwrap_or_else(|| derived_uuid(galaxy, source, &c.path, c.rule.index));
+                // A derived uuid colliding with anything is astronomically unlikely, but must not
+                // produce two values with one uuid.
+                let mut salt = 0u32;
+                while used.contains(&u) || claimed.contains(&u) {
+                    salt += 1;
+                    u = Uuid::new_v5(&u, &salt.to_be_bytes());
+                }
+                used.insert(u);
+                (u, false)
+            }
+        };
+        values.push(Value {
+            uuid,
+            title: c.rule.title.clone(),
+            source: c.source,
+            path: c.path,
+            rule: c.rule,
+            link: c.link,
+            own_id,
+        });
+    }
+    make_titles_storable(&mut values, sources, kind, warnings);
+    values
+}
+
+/// Makes every title storable by MISP and unique case-insensitively, in value order.
+fn make_titles_storable(
+    values: &mut [Value],
+    sources: &[String],
+    kind: &str,
+    warnings: &mut Vec<Warning>,
+) {
+    let budget = MAX_TAG_CHARS - format!("misp-galaxy:{kind}=\"\"").chars().count();
+    let mut taken: HashSet<String> = HashSet::new();
+    for v in values.iter_mut() {
+        let source = &sources[v.source];
+        let mut notes = Vec::new();
+        let mut title = storable(&v.title, &mut notes);
+        title = shorten(&title, budget, &mut notes);
+        if taken.contains(&title.to_lowercase()) {
+            let file = v.path.rsplit('/').next().unwrap_or(&v.path);
+            let mut candidates = [
+                format!(" ({file})"),
+                format!(" ({source}:{}#{})", v.path, v.rule.index),
+            ]
+            .into_iter()
+            .map(|suffix| {
+                let room = budget.saturating_sub(suffix.chars().count());
+                format!("{}{suffix}", shorten(&title, room, &mut Vec::new()))
+            });
+            let unique = candidates
+                .find(|t| !taken.contains(&t.to_lowercase()))
+                .unwrap_or_else(|| format!("{title} ({})", v.uuid));
+            notes.push(format!(
+                "title {title:?} is already used by another rule (MISP ignores case); renamed to {unique:?}"
+            ));
+            title = unique;
+        }
+        taken.insert(title.to_lowercase());
+        for n in notes {
+            warnings.push(Warning::new(source, &v.path, Some(v.rule.line), n));
+        }
+        v.title = title;
+    }
+}
+
+/// Replaces what MISP cannot store in a title: `"` (breaks machine tags) and 4-byte UTF-8 characters.
+fn storable(title: &str, notes: &mut Vec<String>) -> String {
+    let mut out = title.replace('"', "'");
+    if out != title {
+        notes.push("title contains '\"', which breaks MISP tags; replaced with \"'\"".into());
+    }
+    if out.chars().any(|c| c.len_utf8() == 4) {
+        out = out
+            .chars()
+            .map(|c| if c.len_utf8() == 4 { '\u{FFFD}' } else { c })
+            .collect();
+        notes.push("title has 4-byte UTF-8 characters, which MISP cannot store; replaced".into());
+    }
+    out
+}
+
+/// Shortens `title` to at most `max` characters, ending in `…`.
+fn shorten(title: &str, max: usize, notes: &mut Vec<String>) -> String {
+    if title.chars().count() <= max {
+        return title.to_string();
+    }
+    notes.push(format!(
+        "title is too long for MISP's {MAX_TAG_CHARS}-character tag; shortened"
+    ));
+    let mut s: String = title.chars().take(max.saturating_sub(1)).collect();
+    s.truncate(s.trim_end().len());
+    s.push('…');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::LogSource;
+
+    const GALAXY: Uuid = Uuid::from_u128(0x9cf7cd2e_d5f1_48c4_9909_7896ba1c96b2);
+
+    fn rule(title: &str, id: Option<&str>, index: u32) -> Rule {
+        Rule {
+            index,
+            line: 1,
+            kind: RuleKind::Detection,
+            id: id.map(str::to_string),
+            name: None,
+            title: title.into(),
+            description: None,
+            references: vec![],
+            tags: vec![],
+            date: None,
+            modified: None,
+            author: None,
+            level: None,
+            status: None,
+            falsepositives: vec![],
+            logsource: LogSource::default(),
+            related: vec![],
+            correlates: vec![],
+        }
+    }
+
+    fn cand(path: &str, r: Rule) -> Candidate {
+        Candidate {
+            source: 0,
+            path: path.into(),
+            rule: r,
+            link: None,
+            remembered: None,
+        }
+    }
+
+    fn run(cands: Vec<Candidate>) -> (Vec<Value>, Vec<Warning>) {
+        let mut w = Vec::new();
+        let v = merge(cands, &["src".into()], GALAXY, "sigma-rules", false, &mut w);
+        (v, w)
+    }
+
+    const ID: &str = "DC5C24AF-6995-49B2-86EB-A9FF62199E82";
+
+    #[test]
+    fn own_ids_are_lower_cased() {
+        let (v, w) = run(vec![cand("a.yml", rule("A", Some(ID), 0))]);
+        assert_eq!(v[0].uuid.to_string(), ID.to_lowercase());
+        assert!(v[0].own_id);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn missing_and_bad_ids_get_derived_uuids() {
+        let (v, w) = run(vec![
+            cand("a.yml", rule("A", None, 0)),
+            cand("b.yml", rule("B", Some("No established id"), 0)),
+        ]);
+        assert_eq!(v[0].uuid, derived_uuid(GALAXY, "src", "a.yml", 0));
+        assert_eq!(v[1].uuid, derived_uuid(GALAXY, "src", "b.yml", 0));
+        assert_ne!(v[0].uuid, v[1].uuid);
+        assert_eq!(v[0].uuid.get_version_num(), 5);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("not a UUID"));
+    }
+
+    #[test]
+    fn duplicate_ids_keep_the_first_and_warn() {
+        let (v, w) = run(vec![
+            cand("a.yml", rule("A", Some(ID), 0)),
+            cand("b.yml", rule("B", Some(ID), 0)),
+            cand("b.yml", rule("C", Some(ID), 1)),
+        ]);
+        assert_eq!(v[0].uuid.to_string(), ID.to_lowercase());
+        assert_eq!(v[1].uuid, derived_uuid(GALAXY, "src", "b.yml", 0));
+        assert_eq!(v[2].uuid, derived_uuid(GALAXY, "src", "b.yml", 1));
+        assert_eq!(w.len(), 2);
+        assert!(w[0].message.contains("already used by src:a.yml"));
+    }
+
+    #[test]
+    fn remembered_uuids_win_over_derived_but_not_over_ids() {
+        let remembered = Uuid::from_u128(42);
+        let mut c = cand("moved.yml", rule("A", None, 0));
+        c.remembered = Some(remembered);
+        let mut d = cand("x.yml", rule("B", None, 0));
+        d.remembered = Some(Uuid::from_u128(7));
+        let (v, _) = run(vec![
+            c,
+            d,
+            cand("y.yml", rule("C", Some(&Uuid::from_u128(7).to_string()), 0)),
+        ]);
+        assert_eq!(v[0].uuid, remembered);
+        assert_eq!(v[1].uuid, derived_uuid(GALAXY, "src", "x.yml", 0));
+        assert_eq!(v[2].uuid, Uuid::from_u128(7));
+    }
+
+    #[test]
+    fn case_insensitive_title_collisions_get_the_file_name() {
+        let (v, w) = run(vec![
+            cand("dir/a.yml", rule("Same Title", None, 0)),
+            cand("dir/b.yml", rule("same title", None, 0)),
+            cand("other/b.yml", rule("SAME TITLE", None, 0)),
+        ]);
+        assert_eq!(v[0].title, "Same Title");
+        assert_eq!(v[1].title, "same title (b.yml)");
+        assert_eq!(v[2].title, "SAME TITLE (src:other/b.yml#0)");
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn quotes_four_byte_characters_and_long_titles_are_made_storable() {
+        let long = "x".repeat(300);
+        let (v, w) = run(vec![
+            cand("a.yml", rule("The \"Cryptography\" Namespace", None, 0)),
+            cand("b.yml", rule("Emoji 😀 use", None, 0)),
+            cand("c.yml", rule(&long, None, 0)),
+        ]);
+        assert_eq!(v[0].title, "The 'Cryptography' Namespace");
+        assert_eq!(v[1].title, "Emoji \u{FFFD} use");
+        let tag = format!("misp-galaxy:sigma-rules=\"{}\"", v[2].title);
+        assert_eq!(tag.chars().count(), MAX_TAG_CHARS);
+        assert!(v[2].title.ends_with('…'));
+        assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn filters_are_skipped_unless_asked_for() {
+        let mut f = rule("F", None, 0);
+        f.kind = RuleKind::Filter;
+        let (v, _) = run(vec![cand("f.yml", f.clone())]);
+        assert!(v.is_empty());
+        let mut w = Vec::new();
+        let v = merge(vec![cand("f.yml", f)], &["src".into()], GALAXY, "t", true, &mut w);
+        assert_eq!(v.len(), 1);
+    }
+}

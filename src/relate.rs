@@ -1,0 +1,315 @@
+//! Relate: the `related` links of each value, to ATT&CK and between rules.
+//!
+//! This stage owns two kinds of links:
+//!
+//! - **ATT&CK**, from tags, against a misp-galaxy `clusters/` folder ([`AttackIndex`]), with type
+//!   `related-to` and the tag `estimative-language:likelihood-probability="almost-certain"`, as MISP's own
+//!   script makes them. `attack.tNNNN[.NNN]` links to every mitre-attack-pattern value whose
+//!   `meta.external_id` is `TNNNN[.NNN]`; `attack.gNNNN` to mitre-intrusion-set; `attack.sNNNN` to
+//!   mitre-malware and mitre-tool.
+//! - **Rules**, from Sigma's own fields, to values of this cluster when the target is present. The
+//!   relationship types chosen (the value is the subject, the target the object):
+//!
+//!   | Sigma `related.type` | MISP `type`     | meaning                                               |
+//!   |----------------------|-----------------|-------------------------------------------------------|
+//!   | `derived`            | `derived-from`  | this rule was derived from the target                 |
+//!   | `obsolete`           | `obsoletes`     | this rule replaces the target, which is not used any more |
+//!   | `merged`             | `merged-from`   | this rule is the target merged with others            |
+//!   | `renamed`            | `renamed-from`  | this rule had the target's id before                  |
+//!   | `similar`            | `similar`       | the rules detect similar behaviour                    |
+//!   | correlation `rules`  | `correlates`    | this correlation rule correlates the target's events  |
+//!
+//!   Sigma names the target by `id`; a correlation rule may also name it by `name`. A target that is not
+//!   in the cluster (or an unknown `related.type`) makes no link, and links are never duplicated.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::merge::{Value, parse_id};
+
+/// The tag MISP's script puts on ATT&CK links.
+pub const ATTACK_LINK_TAG: &str = "estimative-language:likelihood-probability=\"almost-certain\"";
+
+/// One `related` entry of a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub dest: Uuid,
+    /// MISP relationship type.
+    pub kind: &'static str,
+    /// Tags on the relationship (the ATT&CK likelihood tag, or none).
+    pub tags: Vec<&'static str>,
+}
+
+/// ATT&CK external ids (`T1059.001`, `G0007`, `S0002`) to the uuids of the values that carry them.
+#[derive(Debug, Default)]
+pub struct AttackIndex {
+    techniques: HashMap<String, Vec<Uuid>>,
+    groups: HashMap<String, Vec<Uuid>>,
+    software: HashMap<String, Vec<Uuid>>,
+}
+
+#[derive(Deserialize)]
+struct ClusterFile {
+    values: Vec<ClusterValue>,
+}
+
+#[derive(Deserialize)]
+struct ClusterValue {
+    uuid: String,
+    #[serde(default)]
+    meta: Option<ClusterMeta>,
+}
+
+#[derive(Deserialize)]
+struct ClusterMeta {
+    external_id: Option<serde_json::Value>,
+}
+
+impl AttackIndex {
+    /// Loads `mitre-attack-pattern.json` (required) and `mitre-intrusion-set.json`,
+    /// `mitre-malware.json`, `mitre-tool.json` (each optional) from a misp-galaxy `clusters/` folder.
+    pub fn load(dir: &Path) -> Result<AttackIndex> {
+        let techniques = dir.join("mitre-attack-pattern.json");
+        if !techniques.is_file() {
+            return Err(Error::Input {
+                path: techniques,
+                message: "missing: --attack-clusters must hold mitre-attack-pattern.json".into(),
+            });
+        }
+        let mut index = AttackIndex {
+            techniques: load_cluster(&techniques)?,
+            ..AttackIndex::default()
+        };
+        for name in ["mitre-intrusion-set.json", "mitre-malware.json", "mitre-tool.json"] {
+            let path = dir.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            let map = if name == "mitre-intrusion-set.json" {
+                &mut index.groups
+            } else {
+                &mut index.software
+            };
+            for (id, uuids) in load_cluster(&path)? {
+                map.entry(id).or_default().extend(uuids);
+            }
+        }
+        Ok(index)
+    }
+
+    /// The uuids a Sigma tag links to (in cluster order); empty for other tags.
+    pub fn lookup(&self, tag: &str) -> &[Uuid] {
+        let Some(rest) = tag.strip_prefix("attack.") else {
+            return &[];
+        };
+        let map = match rest.as_bytes().first() {
+            Some(b't') => &self.techniques,
+            Some(b'g') => &self.groups,
+            Some(b's') => &self.software,
+            _ => return &[],
+        };
+        map.get(&rest.to_ascii_uppercase())
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+fn load_cluster(path: &Path) -> Result<HashMap<String, Vec<Uuid>>> {
+    let bad = |message: String| Error::Input {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file: ClusterFile = serde_json::from_slice(&text)
+        .map_err(|e| bad(format!("not a misp-galaxy cluster: {e}")))?;
+    let mut map: HashMap<String, Vec<Uuid>> = HashMap::new();
+    for v in file.values {
+        let Some(serde_json::Value::String(id)) = v.meta.and_then(|m| m.external_id) else {
+            continue;
+        };
+        let uuid = Uuid::try_parse(&v.uuid).map_err(|e| bad(format!("uuid {:?}: {e}", v.uuid)))?;
+        map.entry(id.to_ascii_uppercase()).or_default().push(uuid);
+    }
+    Ok(map)
+}
+
+/// MISP relationship type for a Sigma `related.type`.
+pub fn sigma_relation(kind: &str) -> Option<&'static str> {
+    Some(match kind.to_ascii_lowercase().as_str() {
+        "derived" => "derived-from",
+        "obsolete" => "obsoletes",
+        "merged" => "merged-from",
+        "renamed" => "renamed-from",
+        "similar" => "similar",
+        _ => return None,
+    })
+}
+
+/// The `related` list of every value, by position in `values`.
+pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relation>> {
+    // Targets by the rule's own id (even when a duplicate got a derived uuid, the id names the first)
+    // and by correlation `name`.
+    let mut by_id: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut by_name: HashMap<&str, Uuid> = HashMap::new();
+    for v in values {
+        if let Some(id) = v.rule.id.as_deref().and_then(parse_id) {
+            by_id.entry(id).or_insert(v.uuid);
+        }
+        if let Some(name) = v.rule.name.as_deref() {
+            by_name.entry(name).or_insert(v.uuid);
+        }
+    }
+    values
+        .iter()
+        .map(|v| {
+            let mut out: Vec<Relation> = Vec::new();
+            let mut push = |r: Relation| {
+                if r.dest != v.uuid && !out.iter().any(|o| o.dest == r.dest && o.kind == r.kind) {
+                    out.push(r);
+                }
+            };
+            if let Some(index) = attack {
+                for tag in &v.rule.tags {
+                    for &dest in index.lookup(tag) {
+                        push(Relation {
+                            dest,
+                            kind: "related-to",
+                            tags: vec![ATTACK_LINK_TAG],
+                        });
+                    }
+                }
+            }
+            for rel in &v.rule.related {
+                let (Some(kind), Some(dest)) = (
+                    sigma_relation(&rel.kind),
+                    parse_id(&rel.id).and_then(|id| by_id.get(&id)),
+                ) else {
+                    continue;
+                };
+                push(Relation {
+                    dest: *dest,
+                    kind,
+                    tags: Vec::new(),
+                });
+            }
+            for target in &v.rule.correlates {
+                let dest = parse_id(target)
+                    .and_then(|id| by_id.get(&id))
+                    .or_else(|| by_name.get(target.as_str()));
+                if let Some(dest) = dest {
+                    push(Relation {
+                        dest: *dest,
+                        kind: "correlates",
+                        tags: Vec::new(),
+                    });
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{LogSource, RelatedRule, Rule, RuleKind};
+
+    fn value(uuid: u128, id: Option<&str>, name: Option<&str>) -> Value {
+        Value {
+            uuid: Uuid::from_u128(uuid),
+            title: format!("t{uuid}"),
+            source: 0,
+            path: format!("{uuid}.yml"),
+            link: None,
+            own_id: id.is_some(),
+            rule: Rule {
+                index: 0,
+                line: 1,
+                kind: RuleKind::Detection,
+                id: id.map(str::to_string),
+                name: name.map(str::to_string),
+                title: format!("t{uuid}"),
+                description: None,
+                references: vec![],
+                tags: vec![],
+                date: None,
+                modified: None,
+                author: None,
+                level: None,
+                status: None,
+                falsepositives: vec![],
+                logsource: LogSource::default(),
+                related: vec![],
+                correlates: vec![],
+            },
+        }
+    }
+
+    fn index() -> AttackIndex {
+        let mut i = AttackIndex::default();
+        i.techniques.insert("T1059.001".into(), vec![Uuid::from_u128(100)]);
+        i.techniques
+            .insert("T1003".into(), vec![Uuid::from_u128(101), Uuid::from_u128(102)]);
+        i.groups.insert("G0007".into(), vec![Uuid::from_u128(200)]);
+        i.software.insert("S0002".into(), vec![Uuid::from_u128(300)]);
+        i
+    }
+
+    #[test]
+    fn attack_tags_link_techniques_groups_and_software() {
+        let mut v = value(1, None, None);
+        v.rule.tags = [
+            "attack.execution",
+            "attack.t1059.001",
+            "attack.t1003",
+            "attack.g0007",
+            "attack.s0002",
+            "attack.t9999",
+            "attack.t1059.001",
+            "cve.2021-1234",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rel = relate(&[v], Some(&index()));
+        let dests: Vec<u128> = rel[0].iter().map(|r| r.dest.as_u128()).collect();
+        assert_eq!(dests, vec![100, 101, 102, 200, 300]);
+        assert!(rel[0].iter().all(|r| r.kind == "related-to" && r.tags == [ATTACK_LINK_TAG]));
+        let none = relate(&[value(1, None, None)], None);
+        assert!(none[0].is_empty());
+    }
+
+    #[test]
+    fn sigma_related_links_present_targets_only() {
+        let target = "0e5fd4e1-7d61-4d4c-b1e1-4a8b5c8f2b7e";
+        let mut v = value(1, None, None);
+        v.rule.related = vec![
+            RelatedRule { id: target.into(), kind: "derived".into() },
+            RelatedRule { id: "6f6e6c6b-0000-4000-8000-000000000000".into(), kind: "similar".into() },
+            RelatedRule { id: target.into(), kind: "bogus".into() },
+        ];
+        let t = value(2, Some(target), None);
+        let rel = relate(&[v, t], None);
+        assert_eq!(
+            rel[0],
+            vec![Relation { dest: Uuid::from_u128(2), kind: "derived-from", tags: vec![] }]
+        );
+        assert!(rel[1].is_empty());
+    }
+
+    #[test]
+    fn correlations_link_by_id_or_name() {
+        let id = "0e5fd4e1-7d61-4d4c-b1e1-4a8b5c8f2b7e";
+        let mut c = value(1, None, None);
+        c.rule.kind = RuleKind::Correlation;
+        c.rule.correlates = vec![id.into(), "failed_logon".into(), "missing".into()];
+        let by_id = value(2, Some(id), None);
+        let by_name = value(3, None, Some("failed_logon"));
+        let rel = relate(&[c, by_id, by_name], None);
+        let dests: Vec<u128> = rel[0].iter().map(|r| r.dest.as_u128()).collect();
+        assert_eq!(dests, vec![2, 3]);
+        assert!(rel[0].iter().all(|r| r.kind == "correlates"));
+    }
+}

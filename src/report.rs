@@ -1,0 +1,135 @@
+//! Report: what a run tells its user, as data ([`Summary`]) and as text or JSON.
+//!
+//! The output mode is chosen once, in [`crate::config::Output`]: the JSON summary is the only thing ever
+//! written to stdout; human lines, warnings and progress go to stderr. Warnings are sorted (file, line,
+//! message) before they are shown, so parallel parsing never changes the output order.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::config::Output;
+
+/// A problem with one rule file: reported, the rule skipped or adjusted, the run goes on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Warning {
+    /// `source:path` of the rule file.
+    pub file: String,
+    /// 1-based line, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+impl Warning {
+    /// A warning on `path` of source `source`.
+    pub fn new(source: &str, path: &str, line: Option<u32>, message: impl Into<String>) -> Self {
+        Warning {
+            file: format!("{source}:{path}"),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// One built source, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSummary {
+    pub name: String,
+    /// Location with credentials redacted.
+    pub location: String,
+    pub commit: String,
+    /// Rule files in the commit (after include/exclude).
+    pub files: usize,
+    /// Whether values of this source carry a link to the rule file.
+    pub links: bool,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Values in the cluster.
+    pub values: usize,
+    /// Rule files parsed this run.
+    pub parsed: usize,
+    /// Rule files whose parse result came from the cache.
+    pub reused: usize,
+    /// Values (by uuid) new since the previous output.
+    pub added: usize,
+    /// Values whose content changed since the previous output.
+    pub changed: usize,
+    /// Values of the previous output that are gone.
+    pub removed: usize,
+    /// The cluster's version.
+    pub version: i64,
+    /// Whether any output file was (re)written.
+    pub wrote: bool,
+    /// The files written or kept.
+    pub cluster: String,
+    pub galaxy: String,
+    pub sources: Vec<SourceSummary>,
+    pub warnings: Vec<Warning>,
+    /// Why parse results were recomputed (shown under --verbose).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+}
+
+/// Prints the summary the way `output` asks: JSON on stdout, or lines on stderr.
+pub fn print(summary: &Summary, output: Output) -> std::io::Result<()> {
+    match output {
+        Output::Json { .. } => {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer(&mut out, summary)?;
+            writeln!(out)
+        }
+        Output::Human { quiet: true, .. } => Ok(()),
+        Output::Human { verbose, .. } => {
+            let mut err = std::io::stderr().lock();
+            for w in &summary.warnings {
+                writeln!(err, "warning: {w}")?;
+            }
+            if verbose {
+                for r in &summary.reasons {
+                    writeln!(err, "  {r}")?;
+                }
+            }
+            for s in &summary.sources {
+                writeln!(
+                    err,
+                    "source {}: {} at {} ({} rule files{})",
+                    s.name,
+                    s.location,
+                    &s.commit[..s.commit.len().min(12)],
+                    s.files,
+                    if s.links { "" } else { ", no web link: set web_url or an origin remote" }
+                )?;
+            }
+            writeln!(
+                err,
+                "{} values (parsed {}, reused {}; added {}, changed {}, removed {}), version {}, {} warning(s)",
+                summary.values,
+                summary.parsed,
+                summary.reused,
+                summary.added,
+                summary.changed,
+                summary.removed,
+                summary.version,
+                summary.warnings.len()
+            )?;
+            if summary.wrote {
+                writeln!(err, "wrote {} and {}", summary.cluster, summary.galaxy)
+            } else {
+                writeln!(err, "unchanged: {} and {}", summary.cluster, summary.galaxy)
+            }
+        }
+    }
+}

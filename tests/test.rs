@@ -1,0 +1,5 @@
+//! The integration tests: one binary, one harness, the real `sigma-galaxy` executable run in temporary
+//! folders against git repositories the tests build themselves.
+
+mod build;
+mod harness;
