@@ -1,11 +1,18 @@
 //! Build: runs the pipeline stages in order for the `build` command.
 //!
-//! `config → sources → parse → merge → relate → emit → report`: this module only wires the stages
-//! together; each stage's rules live in its own module.
+//! `config → sources → diff → parse → state → merge → relate → emit → report`: this module wires the
+//! stages together and decides, with [`crate::state`], how much work a run needs. It holds the state
+//! folder's lock for the whole run, checks the build key before doing anything (a fresh key and intact
+//! outputs: nothing to do), invalidates the build record before work, and saves the state only after
+//! the outputs are in place.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, RefStyle};
+use crate::diff;
 use crate::emit;
 use crate::error::{Error, Result};
 use crate::merge::{self, Candidate};
@@ -13,56 +20,239 @@ use crate::parse::{self, ParsedFile};
 use crate::relate::{self, AttackIndex};
 use crate::report::{SourceSummary, Summary, Warning};
 use crate::sources::{self, Snapshot};
+use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
+use crate::state::reason::Reason;
+use crate::state::{self, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex};
+
+/// The ATT&CK cluster files read, in the order they are hashed.
+const ATTACK_FILES: [&str; 4] = [
+    "mitre-attack-pattern.json",
+    "mitre-intrusion-set.json",
+    "mitre-malware.json",
+    "mitre-tool.json",
+];
+
+/// A rule file of some source, and where its parse result comes from.
+struct FileJob {
+    source: usize,
+    path: String,
+    blob: git2::Oid,
+    /// Hex SHA-256 of the bytes, once known.
+    content: Option<String>,
+    parsed: Option<ParsedFile>,
+}
 
 /// Builds the galaxy described by `config` and writes it (unless nothing changed).
 pub fn build(config: &Config) -> Result<Summary> {
+    let quiet = matches!(config.output, crate::config::Output::Human { quiet: true, .. });
+    let _lock = state::lock(&config.state, config.no_wait, quiet)?;
+    let mut reasons = Vec::new();
+    let (mut prev, distrusted) = State::load(&config.state);
+    for d in distrusted {
+        let r = Reason::Distrusted {
+            file: d.file.display().to_string(),
+            problem: d.problem,
+        };
+        if !quiet {
+            eprintln!("warning: {r}");
+        }
+        reasons.push(r);
+    }
+    if config.full {
+        // Identity is not cache: keep the UUID ledger.
+        prev = State {
+            sources: Sources {
+                ledger: std::mem::take(&mut prev.sources.ledger),
+                ..Sources::default()
+            },
+            ..State::default()
+        };
+        reasons.push(Reason::Full);
+    }
+
     let snapshots: Vec<Snapshot> = config
         .sources
         .iter()
-        .map(sources::open)
+        .map(|s| sources::open(s, &config.state))
         .collect::<Result<_>>()?;
+    let attack_hash = config
+        .attack_clusters
+        .as_deref()
+        .map(hash_attack)
+        .transpose()?;
+    let build_key = BuildKey::new(config, &snapshots, attack_hash.as_deref());
+    let inputs = serde_json::to_value(&build_key).unwrap_or_default();
+    let key_hash = key::hash(&build_key);
+
+    let cluster_file = emit::cluster_path(&config.out, &config.galaxy.kind);
+    let galaxy_file = emit::galaxy_path(&config.out, &config.galaxy.kind);
+    match &prev.build {
+        Some(rec) if rec.key == key_hash => {
+            if outputs_match(rec, &cluster_file, &galaxy_file) {
+                return Ok(unchanged_summary(rec, &snapshots, &cluster_file, &galaxy_file));
+            }
+            reasons.push(Reason::OutputsChanged);
+        }
+        Some(rec) => reasons.extend(what_changed(&rec.inputs, &inputs)),
+        None if !config.full && prev.sources.sources.is_empty() => reasons.push(Reason::NoState),
+        None => {}
+    }
+    state::invalidate(&config.state)?;
     let attack = config
         .attack_clusters
         .as_deref()
         .map(AttackIndex::load)
         .transpose()?;
 
-    let mut blobs = Vec::new();
+    // diff: history walks and renames, per source.
+    let mut new_sources = Sources::default();
+    let mut all_renames = Vec::new();
+    let mut histories = Vec::new();
+    for snap in &snapshots {
+        let filter_key = key::hash(&FilterKey::new(&snap.filter));
+        let old = prev
+            .sources
+            .sources
+            .get(&snap.name)
+            .filter(|o| o.filter == filter_key);
+        let paths: Vec<String> = snap.files.iter().map(|f| f.path.clone()).collect();
+        let source_err = |e: git2::Error| Error::Source {
+            source_name: snap.name.clone(),
+            message: format!("walking history: {}", e.message()),
+        };
+        let (history, _walk) = diff::walk(
+            &snap.repo,
+            snap.commit,
+            &paths,
+            &snap.filter,
+            old.map(|o| &o.history),
+        )
+        .map_err(source_err)?;
+        let renames = old
+            .and_then(|o| git2::Oid::from_str(&o.commit).ok())
+            .filter(|&c| c != snap.commit)
+            .and_then(|c| diff::renames(&snap.repo, c, snap.commit, &snap.filter).ok())
+            .unwrap_or_default();
+        all_renames.push(renames);
+        histories.push(history);
+        new_sources.sources.insert(
+            snap.name.clone(),
+            SourceState {
+                commit: snap.commit.to_string(),
+                filter: filter_key,
+                files: snap
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.blob.to_string()))
+                    .collect(),
+                history: histories.last().cloned().unwrap_or_default(),
+            },
+        );
+    }
+
+    // parse: reuse what the cache knows, parse the rest in parallel.
+    let mut jobs: Vec<FileJob> = Vec::new();
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
-            blobs.push((s, f.path.as_str(), snap.read(f.blob)?));
-        }
-    }
-    let parsed: Vec<ParsedFile> = blobs
-        .par_iter()
-        .map(|(_, _, bytes)| parse::parse_file(bytes))
-        .collect();
-
-    let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
-    let mut warnings = Vec::new();
-    let mut candidates = Vec::new();
-    for ((s, path, _), file) in blobs.iter().zip(parsed) {
-        let snap = &snapshots[*s];
-        for p in file.problems {
-            warnings.push(Warning::new(&snap.name, path, p.line, p.message));
-        }
-        let link = snap
-            .web
-            .as_ref()
-            .map(|w| w.file_url(&snap.commit.to_string(), path));
-        for rule in file.rules {
-            candidates.push(Candidate {
-                source: *s,
-                path: path.to_string(),
-                rule,
-                link: link.clone(),
-                remembered: None,
+            let content = prev.parsed.blobs.get(&f.blob.to_string()).cloned();
+            let parsed = content
+                .as_deref()
+                .and_then(|c| prev.parsed.entries.get(&key::hash(&ParseKey::new(c))))
+                .cloned();
+            jobs.push(FileJob {
+                source: s,
+                path: f.path.clone(),
+                blob: f.blob,
+                content,
+                parsed,
             });
         }
     }
-    let parsed_count = blobs.len();
-    drop(blobs);
+    let mut to_read: Vec<(usize, Vec<u8>)> = Vec::new();
+    for (i, job) in jobs.iter_mut().enumerate() {
+        if job.parsed.is_none() {
+            let bytes = snapshots[job.source].read(job.blob)?;
+            let content = sha256_hex(&bytes);
+            job.parsed = prev
+                .parsed
+                .entries
+                .get(&key::hash(&ParseKey::new(&content)))
+                .cloned();
+            job.content = Some(content);
+            if job.parsed.is_none() {
+                to_read.push((i, bytes));
+            }
+        }
+    }
+    let parsed_now: Vec<(usize, ParsedFile)> = to_read
+        .par_iter()
+        .map(|(i, bytes)| (*i, parse::parse_file(bytes)))
+        .collect();
+    let parsed_count = parsed_now.len();
+    for (i, p) in parsed_now {
+        if config.output.verbose() {
+            reasons.push(Reason::NewContent {
+                file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
+            });
+        }
+        jobs[i].parsed = Some(p);
+    }
 
+    // state: the new cache holds exactly the current files.
+    let mut cache = ParseCache::default();
+    for job in &jobs {
+        if let (Some(content), Some(parsed)) = (&job.content, &job.parsed) {
+            cache.blobs.insert(job.blob.to_string(), content.clone());
+            cache
+                .entries
+                .insert(key::hash(&ParseKey::new(content)), parsed.clone());
+        }
+    }
+
+    // merge: candidates in source, path, index order, with links and remembered uuids.
+    let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
+    let mut warnings = Vec::new();
+    let mut candidates = Vec::new();
+    let lookups: Vec<_> = snapshots
+        .iter()
+        .zip(&all_renames)
+        .map(|(snap, renames)| {
+            let paths: HashSet<&str> = snap.files.iter().map(|f| f.path.as_str()).collect();
+            prev.sources.ledger.lookup(&snap.name, &paths, renames)
+        })
+        .collect();
+    let mut contents: HashMap<(usize, &str), &str> = HashMap::new();
+    for job in &jobs {
+        let snap = &snapshots[job.source];
+        let content = job.content.as_deref().unwrap_or_default();
+        contents.insert((job.source, job.path.as_str()), content);
+        let Some(file) = &job.parsed else { continue };
+        for p in &file.problems {
+            warnings.push(Warning::new(&snap.name, &job.path, p.line, p.message.clone()));
+        }
+        let link = snap.web.as_ref().map(|w| {
+            let rev = match config.ref_style {
+                RefStyle::LastChange => histories[job.source]
+                    .last_change
+                    .get(&job.path)
+                    .cloned()
+                    .unwrap_or_else(|| snap.commit.to_string()),
+                RefStyle::Commit => snap.commit.to_string(),
+                RefStyle::Branch => snap.branch.clone().unwrap_or_else(|| snap.commit.to_string()),
+            };
+            w.file_url(&rev, &job.path)
+        });
+        for rule in &file.rules {
+            candidates.push(Candidate {
+                source: job.source,
+                path: job.path.clone(),
+                remembered: lookups[job.source].remembered(&job.path, rule.index, content),
+                rule: rule.clone(),
+                link: link.clone(),
+            });
+        }
+    }
+    drop(lookups);
     let values = merge::merge(
         candidates,
         &names,
@@ -71,6 +261,20 @@ pub fn build(config: &Config) -> Result<Summary> {
         config.filters,
         &mut warnings,
     );
+    for v in values.iter().filter(|v| !v.own_id) {
+        let content = contents.get(&(v.source, v.path.as_str())).copied().unwrap_or_default();
+        new_sources
+            .ledger
+            .record(&names[v.source], &v.path, v.rule.index, v.uuid, content);
+    }
+    // Keep remembered uuids of sources not built this time (they may come back).
+    for (name, entries) in &prev.sources.ledger.sources {
+        if !names.contains(name) {
+            new_sources.ledger.sources.insert(name.clone(), entries.clone());
+        }
+    }
+
+    // relate, then emit.
     let related = relate::relate(&values, attack.as_ref());
     warnings.sort();
     if config.strict && !warnings.is_empty() {
@@ -81,8 +285,7 @@ pub fn build(config: &Config) -> Result<Summary> {
             count: warnings.len(),
         });
     }
-
-    let clock = snapshots.iter().map(|s| s.commit_time).max().unwrap_or(1);
+    let clock = histories.iter().map(|h| h.clock).max().unwrap_or(1);
     let written = emit::write(
         &config.out,
         &config.galaxy.kind,
@@ -90,10 +293,22 @@ pub fn build(config: &Config) -> Result<Summary> {
         emit::galaxy_json(&config.galaxy),
         clock,
     )?;
+
+    let record = BuildRecord {
+        key: key_hash,
+        inputs,
+        cluster_sha256: file_sha256(&written.cluster)?,
+        galaxy_sha256: file_sha256(&written.galaxy)?,
+        values: values.len(),
+        version: written.version,
+        warnings: warnings.clone(),
+    };
+    state::save(&config.state, &new_sources, &cache, &record)?;
+
     Ok(Summary {
         values: values.len(),
         parsed: parsed_count,
-        reused: 0,
+        reused: jobs.len() - parsed_count,
         added: written.added,
         changed: written.changed,
         removed: written.removed,
@@ -101,17 +316,145 @@ pub fn build(config: &Config) -> Result<Summary> {
         wrote: written.wrote,
         cluster: written.cluster.display().to_string(),
         galaxy: written.galaxy.display().to_string(),
-        sources: snapshots
-            .iter()
-            .map(|s| SourceSummary {
-                name: s.name.clone(),
-                location: s.location.clone(),
-                commit: s.commit.to_string(),
-                files: s.files.len(),
-                links: s.web.is_some(),
-            })
-            .collect(),
+        sources: source_summaries(&snapshots),
         warnings,
-        reasons: Vec::new(),
+        reasons,
     })
+}
+
+fn source_summaries(snapshots: &[Snapshot]) -> Vec<SourceSummary> {
+    snapshots
+        .iter()
+        .map(|s| SourceSummary {
+            name: s.name.clone(),
+            location: s.location.clone(),
+            commit: s.commit.to_string(),
+            files: s.files.len(),
+            links: s.web.is_some(),
+        })
+        .collect()
+}
+
+/// The summary of a run that found nothing to do.
+fn unchanged_summary(
+    rec: &BuildRecord,
+    snapshots: &[Snapshot],
+    cluster: &Path,
+    galaxy: &Path,
+) -> Summary {
+    Summary {
+        values: rec.values,
+        parsed: 0,
+        reused: snapshots.iter().map(|s| s.files.len()).sum(),
+        added: 0,
+        changed: 0,
+        removed: 0,
+        version: rec.version,
+        wrote: false,
+        cluster: cluster.display().to_string(),
+        galaxy: galaxy.display().to_string(),
+        sources: source_summaries(snapshots),
+        warnings: rec.warnings.clone(),
+        reasons: Vec::new(),
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<String> {
+    std::fs::read(path)
+        .map(|b| sha256_hex(&b))
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Whether both output files still have the hashes the last build wrote.
+fn outputs_match(rec: &BuildRecord, cluster: &Path, galaxy: &Path) -> bool {
+    file_sha256(cluster).is_ok_and(|h| h == rec.cluster_sha256)
+        && file_sha256(galaxy).is_ok_and(|h| h == rec.galaxy_sha256)
+}
+
+/// SHA-256 over the ATT&CK cluster files present in `dir`, names included.
+fn hash_attack(dir: &Path) -> Result<String> {
+    let mut all = Vec::new();
+    for name in ATTACK_FILES {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                all.extend_from_slice(name.as_bytes());
+                all.push(0);
+                all.extend_from_slice(sha256_hex(&bytes).as_bytes());
+                all.push(b'\n');
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(sha256_hex(&all))
+}
+
+/// Compares two serialised build keys and names what differs.
+fn what_changed(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Reason> {
+    let mut out = Vec::new();
+    let field = |v: &serde_json::Value, k: &str| v.get(k).cloned().unwrap_or_default();
+    if field(old, "tool") != field(new, "tool") {
+        out.push(Reason::ToolChanged {
+            from: field(old, "tool").as_str().unwrap_or("?").to_string(),
+            to: field(new, "tool").as_str().unwrap_or("?").to_string(),
+        });
+    }
+    for (k, what) in [
+        ("galaxy", "the galaxy's own fields"),
+        ("filters", "--filters"),
+        ("strict", "--strict"),
+        ("ref_style", "--ref-style"),
+        ("format", "the state format"),
+    ] {
+        if field(old, k) != field(new, k) {
+            out.push(Reason::OptionsChanged { what: what.into() });
+        }
+    }
+    if field(old, "attack") != field(new, "attack") {
+        out.push(Reason::AttackChanged);
+    }
+    let by_name = |v: &serde_json::Value| -> HashMap<String, serde_json::Value> {
+        field(v, "sources")
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| Some((s.get("name")?.as_str()?.to_string(), s.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old_s, new_s) = (by_name(old), by_name(new));
+    let mut names: Vec<&String> = old_s.keys().chain(new_s.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let source = name.clone();
+        match (old_s.get(name), new_s.get(name)) {
+            (None, Some(_)) => out.push(Reason::SourceAdded { source }),
+            (Some(_), None) => out.push(Reason::SourceRemoved { source }),
+            (Some(o), Some(n)) => {
+                let commit = |v: &serde_json::Value| field(v, "commit").as_str().unwrap_or("").to_string();
+                if commit(o) != commit(n) {
+                    out.push(Reason::SourceMoved {
+                        source: source.clone(),
+                        from: commit(o),
+                        to: commit(n),
+                    });
+                }
+                let mut o = o.clone();
+                let mut n = n.clone();
+                for v in [&mut o, &mut n] {
+                    if let Some(m) = v.as_object_mut() {
+                        m.remove("commit");
+                    }
+                }
+                if o != n {
+                    out.push(Reason::SourceSettingsChanged { source });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    out
 }

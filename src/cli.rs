@@ -78,6 +78,21 @@ pub struct BuildArgs {
     #[arg(long)]
     pub strict: bool,
 
+    /// Ignore the state folder's cache and history and build from scratch (the UUID ledger is kept, so
+    /// uuids stay stable); the state is refreshed afterwards.
+    #[arg(long)]
+    pub full: bool,
+
+    /// Fail at once if another run holds the state folder, instead of waiting for it.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// What the link to each rule file points at: `last-change` (the commit that last changed the file
+    /// on the built branch's first-parent history: unchanged rules keep unchanged links), `commit` (the
+    /// built commit) or `branch` (the branch name, always the latest version).
+    #[arg(long, value_enum, value_name = "STYLE")]
+    pub ref_style: Option<RefStyleArg>,
+
     /// Also turn Sigma filter rules into values (skipped by default).
     #[arg(long)]
     pub filters: bool,
@@ -89,6 +104,14 @@ pub struct BuildArgs {
     /// Print nothing but errors on stderr.
     #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+/// `--ref-style` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RefStyleArg {
+    LastChange,
+    Commit,
+    Branch,
 }
 
 #[derive(Debug, Args)]

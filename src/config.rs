@@ -13,6 +13,7 @@
 //! attack_clusters: /var/www/MISP/app/files/misp-galaxy/clusters
 //! strict: false               # rule problems are errors
 //! filters: false              # also emit Sigma filter rules
+//! ref_style: last-change      # rule links: last-change, commit or branch
 //! include: ['rules/**']       # globs on repository paths, for every source without its own
 //! exclude: ['deprecated/**']
 //! sources:
@@ -42,7 +43,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, RefStyleArg};
 use crate::error::{Error, Result};
 use crate::sources::weburl::{HostKind, Template};
 
@@ -68,6 +69,35 @@ pub struct Config {
     pub filters: bool,
     /// How to talk to the user.
     pub output: Output,
+    /// Ignore the cache and history (`--full`).
+    pub full: bool,
+    /// Fail instead of waiting for the state lock.
+    pub no_wait: bool,
+    /// What rule links point at.
+    pub ref_style: RefStyle,
+}
+
+/// What the link to a rule file points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefStyle {
+    /// The commit that last changed the file on the first-parent history.
+    #[default]
+    LastChange,
+    /// The built commit.
+    Commit,
+    /// The built branch's name.
+    Branch,
+}
+
+impl RefStyle {
+    /// The name used on the command line and in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            RefStyle::LastChange => "last-change",
+            RefStyle::Commit => "commit",
+            RefStyle::Branch => "branch",
+        }
+    }
 }
 
 /// Where the summary goes and how chatty stderr is. Chosen once, here.
@@ -204,6 +234,7 @@ struct FileConfig {
     state: Option<PathBuf>,
     strict: Option<bool>,
     filters: Option<bool>,
+    ref_style: Option<String>,
     #[serde(default)]
     galaxy: FileGalaxy,
 }
@@ -339,7 +370,20 @@ impl Config {
                 quiet: args.quiet,
             }
         };
+        let ref_style = match (args.ref_style, file.ref_style.as_deref()) {
+            (Some(RefStyleArg::LastChange), _) | (None, None | Some("last-change")) => RefStyle::LastChange,
+            (Some(RefStyleArg::Commit), _) | (None, Some("commit")) => RefStyle::Commit,
+            (Some(RefStyleArg::Branch), _) | (None, Some("branch")) => RefStyle::Branch,
+            (None, Some(other)) => {
+                return Err(Error::config(format!(
+                    "ref_style {other:?}: use last-change, commit or branch"
+                )));
+            }
+        };
         Ok(Config {
+            full: args.full,
+            no_wait: args.no_wait,
+            ref_style,
             sources,
             out,
             state,
@@ -498,6 +542,10 @@ strict: false
 
 # Also turn Sigma filter rules into values.
 filters: false
+
+# What each rule's link points at: last-change (the commit that last changed the file: stable),
+# commit (the built commit) or branch (the branch name: always the newest version).
+ref_style: last-change
 
 # Globs on repository paths, for sources that set none of their own. Only *.yml/*.yaml files are read.
 include:

@@ -39,6 +39,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Another run holds the state folder's lock and `--no-wait` was given. Exit 1.
+    #[error("{}: another sigma-galaxy run is using this state folder (drop --no-wait to wait for it)", path.display())]
+    Locked { path: PathBuf },
+
     /// `--strict` and some rule files had problems; nothing was written. Exit 1.
     #[error("{count} rule problem(s) with --strict: nothing written")]
     Strict { count: usize },

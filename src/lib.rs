@@ -11,6 +11,7 @@
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod diff;
 pub mod emit;
 pub mod error;
 pub mod merge;
@@ -18,6 +19,7 @@ pub mod parse;
 pub mod relate;
 pub mod report;
 pub mod sources;
+pub mod state;
 pub mod validate;
 
 use std::io::Write;

@@ -6,12 +6,12 @@
 
 use std::io::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Output;
 
 /// A problem with one rule file: reported, the rule skipped or adjusted, the run goes on.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Warning {
     /// `source:path` of the rule file.
     pub file: String,
@@ -78,9 +78,8 @@ pub struct Summary {
     pub galaxy: String,
     pub sources: Vec<SourceSummary>,
     pub warnings: Vec<Warning>,
-    /// Why parse results were recomputed (shown under --verbose).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub reasons: Vec<String>,
+    /// Why work was done (per-file reasons only under --verbose).
+    pub reasons: Vec<crate::state::reason::Reason>,
 }
 
 /// Prints the summary the way `output` asks: JSON on stdout, or lines on stderr.

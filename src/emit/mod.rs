@@ -6,14 +6,17 @@
 //! Files are formatted byte for byte as misp-galaxy formats its own ([`json::to_misp_json`]).
 //!
 //! **Versions.** MISP re-imports a cluster only when its `version` is greater than the stored one, and
-//! stores it as a signed 32-bit integer. Each file's version is computed on its own content (everything
-//! but `version`) against the previous file in the output folder:
+//! stores it as a signed 32-bit integer. The caller passes a content clock (see [`crate::diff`]: it rises
+//! with every commit that changes rule files and is always greater than MISP's date-style versions such
+//! as 20240717). Each file's version is then, against the previous file in the output folder:
 //!
-//! - same content as before: the previous version is kept (and the file not rewritten if its bytes match);
-//! - new content: `base` (the caller's content clock, e.g. the newest relevant commit time, always greater
-//!   than MISP's date-style versions such as 20240717), raised to previous + 1 when that is not greater
-//!   than the previous version;
-//! - no previous file (or one that does not parse): `base`.
+//! - no previous file (or one that does not parse): the clock;
+//! - same content: the greater of the previous version and the clock (same inputs: unchanged, and the
+//!   file is not rewritten);
+//! - new content: the greater of previous + 1 and the clock, so it always rises.
+//!
+//! Because the clock is a function of the built history, a build on top of the previous output and a
+//! clean build of the same commit give the same versions.
 //!
 //! **Atomicity.** Both files are first written completely to temporary files in their own folders and
 //! synced, then renamed over the old ones; an interrupted run leaves the previous galaxy intact (at worst
@@ -211,9 +214,9 @@ fn read_previous(path: &Path) -> Option<(String, Json, i64)> {
 fn plan(path: PathBuf, mut content: Json, prev: Option<(String, Json, i64)>, base: i64) -> Planned {
     let base = base.clamp(1, MAX_VERSION);
     let (version, old_bytes) = match prev {
-        Some((bytes, old, v)) if old == content => (v, Some(bytes)),
-        Some((_, _, v)) if base <= v => ((v + 1).min(MAX_VERSION), None),
-        _ => (base, None),
+        Some((bytes, old, v)) if old == content => (base.max(v), Some(bytes)),
+        Some((_, _, v)) => (base.max(v + 1).min(MAX_VERSION), None),
+        None => (base, None),
     };
     if let Some(obj) = content.as_object_mut() {
         obj.insert("version".into(), json!(version));
@@ -282,13 +285,17 @@ mod tests {
     }
 
     #[test]
-    fn same_content_keeps_version_and_bytes() {
+    fn same_content_and_clock_keep_version_and_bytes() {
         let first = plan("x".into(), content(1), None, 1_700_000_000);
-        let mut old = content(1);
-        let prev = Some((first.bytes.clone(), old.take(), 1_700_000_000));
-        let again = plan("x".into(), content(1), prev, 1_800_000_000);
+        let prev = || Some((first.bytes.clone(), content(1), 1_700_000_000));
+        let again = plan("x".into(), content(1), prev(), 1_700_000_000);
         assert_eq!(again.version, 1_700_000_000);
         assert!(!again.rewrite);
+        // An older clock never lowers it; a newer one (rules changed, content did not) follows the clock.
+        assert_eq!(plan("x".into(), content(1), prev(), 1_600_000_000).version, 1_700_000_000);
+        let newer = plan("x".into(), content(1), prev(), 1_800_000_000);
+        assert_eq!(newer.version, 1_800_000_000);
+        assert!(newer.rewrite);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub commit_time: i64,
     /// The branch built, when the ref is (or HEAD points to) a branch.
     pub branch: Option<String>,
+    /// Which paths are rule files (the configured filter, narrowed to a sub-folder if one was given).
+    pub filter: PathFilter,
     /// Rule files of the commit, sorted by path.
     pub files: Vec<RuleFile>,
     /// How to link a file on the web, when known.
@@ -64,6 +66,17 @@ pub enum WebLink {
 }
 
 impl WebLink {
+    /// A description of how links are made, for cache keys.
+    pub fn describe(&self) -> String {
+        match self {
+            WebLink::Forge { remote, kind } => format!("{} {remote}", kind.name()),
+            WebLink::Template { template, remote } => match remote {
+                Some(r) => format!("{} {r}", template.as_str()),
+                None => template.as_str().to_string(),
+            },
+        }
+    }
+
     /// The link to `path` at `rev` (a commit id or a branch name).
     pub fn file_url(&self, rev: &str, path: &str) -> String {
         match self {
@@ -73,8 +86,10 @@ impl WebLink {
     }
 }
 
-/// Opens a configured source and pins it to its ref.
-pub fn open(source: &SourceConfig) -> Result<Snapshot> {
+/// Opens a configured source and pins it to its ref. `state` is the state folder (remote sources are
+/// mirrored under it).
+pub fn open(source: &SourceConfig, state: &Path) -> Result<Snapshot> {
+    let _ = state;
     let err = |message: String| Error::Source {
         source_name: source.name.clone(),
         message,
@@ -108,6 +123,7 @@ pub fn open(source: &SourceConfig) -> Result<Snapshot> {
         commit: commit.id(),
         commit_time: commit.committer().when().seconds(),
         branch,
+        filter,
         files,
         web,
         repo: Repository::open(repo.path()).map_err(|e| err(e.message().into()))?,

@@ -1,0 +1,391 @@
+//! State: what one build leaves for the next, so that the next parses only what changed.
+//!
+//! This module owns the state folder (`--state`, default `.sigma-galaxy/` next to the output): its
+//! layout, its integrity, its lock, and the rules for when an entry is stale. It is documented the way
+//! cargo documents its fingerprints.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! .sigma-galaxy/
+//!   lock          advisory lock held for the whole run (a second run waits, or fails with --no-wait)
+//!   build.json    the last successful build: its key, the hashes of the files it wrote, its summary
+//!   sources.json  per source: commit built, rule files (path → blob), history walk; the UUID ledger
+//!   parsed.json   the parse cache: parse key → parsed records, and blob id → content hash
+//!   mirrors/      bare mirrors of remote sources (see crate::sources)
+//! ```
+//!
+//! Every file is one header line `sigma-galaxy-state <FORMAT> <sha256 of the rest>` and a JSON body.
+//! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
+//! ignored: the run falls back to a clean build with the same result. Files are written atomically
+//! (temporary file, fsync, rename).
+//!
+//! # What makes an entry stale
+//!
+//! | entry | key (a serialised struct, hashed whole with SHA-256) | stale when |
+//! |---|---|---|
+//! | parsed record | [`key::ParseKey`]: parser format, SHA-256 of the file's bytes | the bytes or the parser change |
+//! | history walk | [`key::FilterKey`]: the source's path filter | the filter changes, or the old tip is not on the new first-parent history (then walked again from scratch) |
+//! | whole build | [`key::BuildKey`]: tool version, galaxy fields, options, each source's name, location, commit, filter and link style, SHA-256 of the ATT&CK clusters | any of those changes, or an output file no longer has the hash written |
+//!
+//! A fresh build key and intact outputs mean nothing is done: no file is rewritten. Otherwise
+//! `build.json` is deleted *before* any work and written again only after the outputs are in place,
+//! so an interrupted run never looks fresh. Parse results are reused whenever their own key matches,
+//! whatever else changed (another tool version that keeps the parser format keeps them).
+//!
+//! # Deliberately left out
+//!
+//! Modification times and absolute paths of anything: keys are built from content and from what the
+//! user configured, so a state folder moved to another machine or checkout stays valid, and a touched
+//! but unchanged file is not rebuilt. The working tree is never looked at (rules come from commits).
+//!
+//! # The UUID ledger
+//!
+//! Rules without a usable `id` get a derived uuid that depends on their path. The ledger
+//! ([`ledger::Ledger`]) records, for each such value, source, path, document index, uuid and content
+//! hash, so that an edited (same path), renamed (git rename) or moved (same content) rule keeps the
+//! uuid it was first given. It is identity, not cache: `--full` discards the cache but keeps the
+//! ledger, and it is everything needed to rebuild the same uuids elsewhere.
+
+pub mod key;
+pub mod ledger;
+pub mod reason;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::diff::History;
+use crate::error::{Error, Result};
+use crate::parse::ParsedFile;
+use ledger::Ledger;
+
+/// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
+pub const FORMAT: u32 = 1;
+
+const MAGIC: &str = "sigma-galaxy-state";
+const BUILD: &str = "build.json";
+const SOURCES: &str = "sources.json";
+const PARSED: &str = "parsed.json";
+
+/// The record of the last successful build.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// Hex SHA-256 of the [`key::BuildKey`].
+    pub key: String,
+    /// The [`key::BuildKey`] itself, to tell what changed.
+    pub inputs: serde_json::Value,
+    /// Hex SHA-256 of the cluster and galaxy files written.
+    pub cluster_sha256: String,
+    pub galaxy_sha256: String,
+    /// What the build reported, to report again when nothing changes.
+    pub values: usize,
+    pub version: i64,
+    pub warnings: Vec<crate::report::Warning>,
+}
+
+/// What is remembered of one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    /// The commit last built.
+    pub commit: String,
+    /// Hex hash of the [`key::FilterKey`] the files and history were computed with.
+    pub filter: String,
+    /// Rule file path → blob id, at `commit`.
+    pub files: BTreeMap<String, String>,
+    /// The history walk at `commit`.
+    pub history: History,
+}
+
+/// Per-source state and the ledger (`sources.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sources {
+    pub sources: BTreeMap<String, SourceState>,
+    pub ledger: Ledger,
+}
+
+/// The parse cache (`parsed.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParseCache {
+    /// Blob id → hex SHA-256 of its bytes (so unchanged files need not be read at all).
+    pub blobs: BTreeMap<String, String>,
+    /// Hex hash of a [`key::ParseKey`] → the parsed file.
+    pub entries: BTreeMap<String, ParsedFile>,
+}
+
+/// Everything loaded from a state folder.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub build: Option<BuildRecord>,
+    pub sources: Sources,
+    pub parsed: ParseCache,
+}
+
+/// Why a state file was not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Distrust {
+    pub file: PathBuf,
+    pub problem: String,
+}
+
+impl State {
+    /// Loads what can be trusted from `dir`. Files that are missing are simply empty; files that are
+    /// damaged, foreign or of another format are reported in the second result and treated as empty.
+    pub fn load(dir: &Path) -> (State, Vec<Distrust>) {
+        let mut problems = Vec::new();
+        let mut read = |name: &str| -> Option<Vec<u8>> {
+            let path = dir.join(name);
+            match read_checked(&path) {
+                Ok(body) => body,
+                Err(problem) => {
+                    problems.push(Distrust { file: path, problem });
+                    None
+                }
+            }
+        };
+        let build = read(BUILD);
+        let sources = read(SOURCES);
+        let parsed = read(PARSED);
+        let state = State {
+            build: decode_body(dir, BUILD, build, &mut problems),
+            sources: decode_body(dir, SOURCES, sources, &mut problems).unwrap_or_default(),
+            parsed: decode_body(dir, PARSED, parsed, &mut problems).unwrap_or_default(),
+        };
+        (state, problems)
+    }
+}
+
+fn decode_body<T: DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    body: Option<Vec<u8>>,
+    problems: &mut Vec<Distrust>,
+) -> Option<T> {
+    match serde_json::from_slice(&body?) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(Distrust {
+                file: dir.join(name),
+                problem: format!("unexpected content ({e})"),
+            });
+            None
+        }
+    }
+}
+
+/// The body of a state file, `Ok(None)` when it does not exist, `Err` when it cannot be trusted.
+fn read_checked(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("unreadable ({e})")),
+    };
+    let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
+        return Err("truncated or not a sigma-galaxy state file".into());
+    };
+    let (header, body) = (&bytes[..newline], &bytes[newline + 1..]);
+    let header = std::str::from_utf8(header).map_err(|_| "not a sigma-galaxy state file")?;
+    let mut parts = header.split(' ');
+    if parts.next() != Some(MAGIC) {
+        return Err("not a sigma-galaxy state file".into());
+    }
+    let format = parts.next().and_then(|f| f.parse::<u32>().ok());
+    if format != Some(FORMAT) {
+        return Err(format!(
+            "state format {} (this sigma-galaxy reads {FORMAT})",
+            format.map_or_else(|| "?".into(), |f| f.to_string())
+        ));
+    }
+    if parts.next() != Some(sha256_hex(body).as_str()) {
+        return Err("checksum mismatch (truncated or damaged)".into());
+    }
+    Ok(Some(body.to_vec()))
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Writes one state file atomically, with its header.
+fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+    let body = serde_json::to_vec(value).map_err(|e| Error::io(dir.join(name), e.into()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".state-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    let header = format!("{MAGIC} {FORMAT} {}\n", sha256_hex(&body));
+    tmp.write_all(header.as_bytes())
+        .and_then(|()| tmp.write_all(&body))
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    let path = dir.join(name);
+    tmp.persist(&path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Forgets the last build record, before any work starts: an interrupted run then never looks fresh.
+pub fn invalidate(dir: &Path) -> Result<()> {
+    let path = dir.join(BUILD);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Saves the state after a successful build: cache and sources first, the build record last.
+pub fn save(dir: &Path, sources: &Sources, parsed: &ParseCache, build: &BuildRecord) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    save_file(dir, PARSED, parsed)?;
+    save_file(dir, SOURCES, sources)?;
+    save_file(dir, BUILD, build)
+}
+
+/// The run's hold on a state folder; released when dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Takes the state folder's lock, creating the folder. When another run holds it: waits (saying so
+/// on stderr unless `quiet`), or fails at once with `no_wait`.
+pub fn lock(dir: &Path, no_wait: bool, quiet: bool) -> Result<Lock> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) if no_wait => {
+            return Err(Error::Locked { path });
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            if !quiet {
+                eprintln!(
+                    "waiting for another sigma-galaxy run to finish with {}",
+                    dir.display()
+                );
+            }
+            file.lock().map_err(|e| Error::io(&path, e))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+    }
+    Ok(Lock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Sources, ParseCache, BuildRecord) {
+        let mut sources = Sources::default();
+        sources.sources.insert(
+            "s".into(),
+            SourceState {
+                commit: "abc".into(),
+                ..SourceState::default()
+            },
+        );
+        let mut parsed = ParseCache::default();
+        parsed.blobs.insert("b".into(), "h".into());
+        parsed.entries.insert("k".into(), ParsedFile::default());
+        let build = BuildRecord {
+            key: "key".into(),
+            values: 3,
+            ..BuildRecord::default()
+        };
+        (sources, parsed, build)
+    }
+
+    #[test]
+    fn round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, p, b) = sample();
+        save(dir.path(), &s, &p, &b).expect("save");
+        let (state, problems) = State::load(dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(state.build, Some(b));
+        assert_eq!(state.sources, s);
+        assert_eq!(state.parsed, p);
+    }
+
+    #[test]
+    fn missing_folder_is_empty_without_complaint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (state, problems) = State::load(&dir.path().join("nothing"));
+        assert!(problems.is_empty());
+        assert!(state.build.is_none());
+    }
+
+    #[test]
+    fn damaged_files_are_distrusted_one_by_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, p, b) = sample();
+        save(dir.path(), &s, &p, &b).expect("save");
+        // Truncate one, flip a byte in another, give the third another format.
+        let path = |n: &str| dir.path().join(n);
+        let bytes = std::fs::read(path(PARSED)).expect("read");
+        std::fs::write(path(PARSED), &bytes[..bytes.len() / 2]).expect("write");
+        let mut bytes = std::fs::read(path(SOURCES)).expect("read");
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x20;
+        std::fs::write(path(SOURCES), &bytes).expect("write");
+        let text = std::fs::read_to_string(path(BUILD)).expect("read");
+        std::fs::write(path(BUILD), text.replacen(" 1 ", " 99 ", 1)).expect("write");
+        let (state, problems) = State::load(dir.path());
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(state.build.is_none());
+        assert_eq!(state.sources, Sources::default());
+        assert_eq!(state.parsed, ParseCache::default());
+        assert!(problems.iter().any(|p| p.problem.contains("format 99")));
+        assert!(problems.iter().any(|p| p.problem.contains("checksum")));
+    }
+
+    #[test]
+    fn foreign_files_are_distrusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(BUILD), "{\"key\": \"x\"}\n").expect("write");
+        let (state, problems) = State::load(dir.path());
+        assert!(state.build.is_none());
+        assert_eq!(problems.len(), 1);
+    }
+
+    #[test]
+    fn invalidate_removes_only_the_build_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, p, b) = sample();
+        save(dir.path(), &s, &p, &b).expect("save");
+        invalidate(dir.path()).expect("invalidate");
+        invalidate(dir.path()).expect("twice is fine");
+        let (state, problems) = State::load(dir.path());
+        assert!(problems.is_empty());
+        assert!(state.build.is_none());
+        assert_eq!(state.sources, s);
+    }
+
+    #[test]
+    fn a_held_lock_fails_fast_with_no_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = lock(dir.path(), true, true).expect("first lock");
+        assert!(matches!(lock(dir.path(), true, true), Err(Error::Locked { .. })));
+        drop(held);
+        lock(dir.path(), true, true).expect("free again");
+    }
+}
