@@ -5,8 +5,53 @@
 //! filter rules apart, and mapping the loosely typed YAML onto [`Rule`]. It knows nothing about git,
 //! paths, uuids or MISP: a file's bytes go in, records and problems (with line numbers) come out.
 //! Parsing is pure and deterministic, so its results can be cached by content hash.
+//!
+//! # What goes in, what comes out
+//!
+//! - **Encoding.** The bytes must be UTF-8; a leading byte order mark is ignored. Otherwise the file
+//!   yields one [`Problem`] at the line of the first bad byte, and no rules.
+//! - **Documents.** Each YAML document is loaded into a tree first (`yaml.rs`), then, for collections,
+//!   merged (`collection.rs`), then read into a [`Rule`] (`rule.rs`). A document that cannot be loaded
+//!   (malformed YAML, a duplicate mapping key, a non-standard tag `!foo`) or read (a field of the
+//!   wrong type, a bad collection action) is one [`Problem`], at the line `yaml_serde` reports or, for
+//!   a field, at the line of its key; that document is skipped and the others still count. After a
+//!   YAML *syntax* error no later document of the file can be read (libyaml does not resume).
+//! - **Not rules.** Documents that are not mappings, have no (or an empty) `title`, or have none of
+//!   `detection`, `correlation` and `filter` are skipped without a problem, as are the `global` and
+//!   `reset` documents of collections. [`RuleKind`] is taken from the first of those three keys present.
+//! - **Collections.** `action: global` / `reset` / `repeat` are resolved exactly as pySigma does; note
+//!   that pySigma lets a `global` document's values win over the rule document's own (see
+//!   `collection.rs`).
+//! - **Numbering.** [`Rule::index`] is the 0-based index of the YAML document in the file (a collection's
+//!   `global` document counts); [`Rule::line`] is the line after the document's `---`, or 1 for a
+//!   first document without one (`lines.rs`).
+//!
+//! # Scalar typing
+//!
+//! `yaml_serde` reads YAML 1.2, where `2024-01-01` and `2022/08/28` are strings: dates come out as
+//! written. PyYAML (YAML 1.1, used by MISP's own script) would turn the first into a date and, where
+//! a text field holds `yes`, `1.10` or `0x1F`, into `True`, `1.1` and `31`. Here a plain scalar that
+//! YAML reads as a number or boolean is taken **as written** wherever text is expected (`1.10`,
+//! `0x1F`, `True`, `yes`), since MISP stores meta as strings and the author's text is the most useful
+//! value. A list or mapping where text is expected is a type error. Text fields are trimmed and are
+//! `None` when absent, null or empty. List fields (`references`, `tags`, `falsepositives`,
+//! `correlation.rules`) take a list of texts or a single text, trimmed, dropping null and empty
+//! entries; `references` is de-duplicated keeping the first occurrence. `related` must be a list of
+//! mappings each with a non-empty `id` and `type`.
+
+mod collection;
+mod lines;
+mod rule;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
+
+use self::collection::Collection;
+use self::lines::Layout;
+use self::yaml::{Document, Node};
 
 /// What kind of Sigma document a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +140,68 @@ pub struct ParsedFile {
 /// nor `filter`) are skipped silently. Filter rules are returned with [`RuleKind::Filter`]; the caller decides
 /// whether to keep them.
 pub fn parse_file(bytes: &[u8]) -> ParsedFile {
-    let _ = bytes;
-    ParsedFile::default()
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text.strip_prefix('\u{feff}').unwrap_or(text),
+        Err(e) => {
+            let line = lines::line_of_byte(bytes, e.valid_up_to());
+            let message = "the file is not valid UTF-8".to_owned();
+            return ParsedFile {
+                rules: Vec::new(),
+                problems: vec![Problem {
+                    line: Some(line),
+                    message,
+                }],
+            };
+        }
+    };
+    let layout = Layout::new(text);
+    let mut collection = Collection::default();
+    let mut parsed = ParsedFile::default();
+    for document in yaml::documents(text) {
+        match read_document(document, &layout, &mut collection) {
+            Ok(Some(rule)) => parsed.rules.push(rule),
+            Ok(None) => {}
+            Err(problem) => parsed.problems.push(problem),
+        }
+    }
+    parsed
+}
+
+/// Reads one YAML document of a file as a rule: `Ok(None)` when it is not one.
+fn read_document(
+    document: Document,
+    layout: &Layout<'_>,
+    collection: &mut Collection,
+) -> Result<Option<Rule>, Problem> {
+    let index = document.index;
+    let start = layout.document_line(index);
+    let problem = |line: Option<u32>, message: String| Problem {
+        line: Some(line.unwrap_or(start)),
+        message,
+    };
+    let map = match document.node {
+        Ok(Node::Map(map)) => map,
+        Ok(_) => return Ok(None),
+        Err(e) => {
+            let rest_lost = e.fatal && layout.document_line(index + 1) > start;
+            let note = if rest_lost {
+                " (the rest of the file cannot be read)"
+            } else {
+                ""
+            };
+            return Err(problem(
+                e.line.map(|line| layout.clamp(line)),
+                format!("invalid YAML: {}{note}", e.message),
+            ));
+        }
+    };
+    let merged = collection
+        .next(map)
+        .map_err(|message| problem(layout.key_line(index, &["action"]), message))?;
+    let Some(merged) = merged else {
+        return Ok(None);
+    };
+    let rule_index = u32::try_from(index).unwrap_or(u32::MAX);
+    rule::read_rule(&merged, rule_index, start)
+        .map_err(|e| problem(layout.key_line(index, &e.path), e.message))
 }

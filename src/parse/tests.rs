@@ -1,0 +1,473 @@
+//! Tests of [`parse_file`](super::parse_file) on whole rule files written here.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn parse(text: &str) -> ParsedFile {
+    parse_file(text.as_bytes())
+}
+
+/// The only rule of a file that must parse without problems.
+fn one_rule(text: &str) -> Rule {
+    let parsed = parse(text);
+    assert_eq!(parsed.problems, vec![], "{text}");
+    assert_eq!(parsed.rules.len(), 1, "{parsed:?}");
+    parsed.rules.into_iter().next().unwrap()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+const MINIMAL: &str = "title: Minimal\nlogsource:\n    product: windows\ndetection:\n    sel:\n        EventID: 1\n    condition: sel\n";
+
+#[test]
+fn single_rule() {
+    let rule = one_rule(MINIMAL);
+    assert_eq!(rule.index, 0);
+    assert_eq!(rule.line, 1);
+    assert_eq!(rule.kind, RuleKind::Detection);
+    assert_eq!(rule.title, "Minimal");
+    assert_eq!(
+        rule.logsource,
+        LogSource {
+            product: Some("windows".into()),
+            ..LogSource::default()
+        }
+    );
+}
+
+#[test]
+fn all_fields() {
+    let text = r#"title: '  All Fields  '
+id: 5f1e8a2c-0000-4000-8000-000000000001
+name: all_fields
+status: test
+description: |
+    Detects everything.
+    Twice.
+references:
+    - https://example.com/a
+    - https://example.com/b
+author: Jane Doe, John Roe
+date: 2024-01-01
+modified: 2022/08/28
+tags:
+    - attack.execution
+    - attack.t1059.001
+related:
+    - id: 00000000-0000-4000-8000-000000000002
+      type: derived
+    - id: 00000000-0000-4000-8000-000000000003
+      type: obsolete
+logsource:
+    category: process_creation
+    product: windows
+    service: sysmon
+detection:
+    sel:
+        Image|endswith: '\cmd.exe'
+    condition: sel
+falsepositives:
+    - Admins
+    - Scripts
+level: high
+"#;
+    let rule = one_rule(text);
+    let expected = Rule {
+        index: 0,
+        line: 1,
+        kind: RuleKind::Detection,
+        id: Some("5f1e8a2c-0000-4000-8000-000000000001".into()),
+        name: Some("all_fields".into()),
+        title: "All Fields".into(),
+        description: Some("Detects everything.\nTwice.".into()),
+        references: strings(&["https://example.com/a", "https://example.com/b"]),
+        tags: strings(&["attack.execution", "attack.t1059.001"]),
+        date: Some("2024-01-01".into()),
+        modified: Some("2022/08/28".into()),
+        author: Some("Jane Doe, John Roe".into()),
+        level: Some("high".into()),
+        status: Some("test".into()),
+        falsepositives: strings(&["Admins", "Scripts"]),
+        logsource: LogSource {
+            category: Some("process_creation".into()),
+            product: Some("windows".into()),
+            service: Some("sysmon".into()),
+        },
+        related: vec![
+            RelatedRule {
+                id: "00000000-0000-4000-8000-000000000002".into(),
+                kind: "derived".into(),
+            },
+            RelatedRule {
+                id: "00000000-0000-4000-8000-000000000003".into(),
+                kind: "obsolete".into(),
+            },
+        ],
+        correlates: vec![],
+    };
+    assert_eq!(rule, expected);
+}
+
+#[test]
+fn missing_null_and_empty_fields_are_none_or_empty() {
+    let rule = one_rule(
+        "title: T\ndescription: '   '\nauthor:\nlevel: ~\ntags: []\nfalsepositives:\ndetection: {}\n",
+    );
+    assert_eq!(
+        (
+            rule.id,
+            rule.name,
+            rule.description,
+            rule.author,
+            rule.level
+        ),
+        (None, None, None, None, None)
+    );
+    assert_eq!((rule.date, rule.modified, rule.status), (None, None, None));
+    assert!(rule.tags.is_empty() && rule.references.is_empty() && rule.falsepositives.is_empty());
+    assert!(rule.related.is_empty() && rule.correlates.is_empty());
+    assert_eq!(rule.logsource, LogSource::default());
+}
+
+#[test]
+fn description_is_trimmed() {
+    let rule =
+        one_rule("title: T\ndescription: >\n    Folded text\n    on two lines.\n\ndetection: {}\n");
+    assert_eq!(
+        rule.description.as_deref(),
+        Some("Folded text on two lines.")
+    );
+    let rule = one_rule("title: \"\\tT \"\ndescription: \"  Quoted\\n\"\ndetection: {}\n");
+    assert_eq!(rule.title, "T");
+    assert_eq!(rule.description.as_deref(), Some("Quoted"));
+}
+
+#[test]
+fn falsepositives_string_or_list() {
+    let rule = one_rule("title: T\nfalsepositives: Unknown\ndetection: {}\n");
+    assert_eq!(rule.falsepositives, strings(&["Unknown"]));
+    let rule =
+        one_rule("title: T\nfalsepositives:\n  - A\n  -\n  - ''\n  - ' B '\ndetection: {}\n");
+    assert_eq!(rule.falsepositives, strings(&["A", "B"]));
+    let rule = one_rule("title: T\nfalsepositives: ''\ndetection: {}\n");
+    assert!(rule.falsepositives.is_empty());
+}
+
+#[test]
+fn references_are_deduplicated_in_order() {
+    let text = "title: T\nreferences:\n  - https://b\n  - https://a\n  - https://b\n  - ' https://a'\n  - https://c\ndetection: {}\n";
+    assert_eq!(
+        one_rule(text).references,
+        strings(&["https://b", "https://a", "https://c"])
+    );
+    assert_eq!(
+        one_rule("title: T\nreferences: https://x\ndetection: {}\n").references,
+        strings(&["https://x"])
+    );
+}
+
+#[test]
+fn plain_scalars_are_taken_as_written() {
+    let text = "title: 1.10\nid: 0x1F\nauthor: yes\nlevel: True\ndate: 2024-01-01\nmodified: 2022/08/28\ntags: [1e3, false]\ndetection: {}\n";
+    let rule = one_rule(text);
+    assert_eq!(rule.title, "1.10");
+    assert_eq!(rule.id.as_deref(), Some("0x1F"));
+    assert_eq!(rule.author.as_deref(), Some("yes"));
+    assert_eq!(rule.level.as_deref(), Some("True"));
+    assert_eq!(rule.date.as_deref(), Some("2024-01-01"));
+    assert_eq!(rule.modified.as_deref(), Some("2022/08/28"));
+    assert_eq!(rule.tags, strings(&["1e3", "false"]));
+}
+
+#[test]
+fn collection_global_and_repeat() {
+    let text = "\
+action: global
+title: Global Title
+tags:
+    - attack.t1
+logsource:
+    product: windows
+detection:
+    condition: sel
+---
+id: first
+logsource:
+    service: security
+detection:
+    sel:
+        EventID: 1
+---
+action: repeat
+id: repeated
+logsource:
+    service: system
+---
+action: reset
+---
+title: After Reset
+detection:
+    sel:
+        EventID: 3
+";
+    let parsed = parse(text);
+    assert_eq!(parsed.problems, vec![]);
+    let got: Vec<_> = parsed
+        .rules
+        .iter()
+        .map(|r| {
+            (
+                r.index,
+                r.line,
+                r.title.as_str(),
+                r.id.as_deref(),
+                r.logsource.clone(),
+                r.tags.clone(),
+            )
+        })
+        .collect();
+    let source = |product: Option<&str>, service: &str| LogSource {
+        category: None,
+        product: product.map(Into::into),
+        service: Some(service.into()),
+    };
+    assert_eq!(
+        got,
+        vec![
+            (
+                1,
+                10,
+                "Global Title",
+                Some("first"),
+                source(Some("windows"), "security"),
+                strings(&["attack.t1"])
+            ),
+            (
+                2,
+                17,
+                "Global Title",
+                Some("repeated"),
+                source(Some("windows"), "system"),
+                strings(&["attack.t1"])
+            ),
+            (4, 24, "After Reset", None, LogSource::default(), vec![]),
+        ]
+    );
+}
+
+#[test]
+fn collection_global_wins_over_document_as_in_pysigma() {
+    let text = "action: global\nlevel: high\n---\ntitle: T\nlevel: low\ndetection: {}\n";
+    let parsed = parse(text);
+    assert_eq!(parsed.rules.len(), 1);
+    assert_eq!(parsed.rules[0].level.as_deref(), Some("high"));
+}
+
+#[test]
+fn collection_bad_action_is_a_problem() {
+    let text = "action: repeat\ntitle: T\ndetection: {}\n---\naction: include\n---\ntitle: U\ndetection: {}\n";
+    let parsed = parse(text);
+    assert_eq!(parsed.rules.len(), 1);
+    assert_eq!(parsed.rules[0].title, "U");
+    let lines: Vec<_> = parsed.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, vec![Some(1), Some(5)], "{:?}", parsed.problems);
+}
+
+#[test]
+fn correlation_rule() {
+    let text = "title: Many failures\nname: many_failures\ncorrelation:\n    type: event_count\n    rules:\n        - failed_logon\n        - 5f1e8a2c-0000-4000-8000-000000000001\n    group-by:\n        - User\n    timespan: 5m\n    condition:\n        gte: 10\n";
+    let rule = one_rule(text);
+    assert_eq!(rule.kind, RuleKind::Correlation);
+    assert_eq!(rule.name.as_deref(), Some("many_failures"));
+    assert_eq!(
+        rule.correlates,
+        strings(&["failed_logon", "5f1e8a2c-0000-4000-8000-000000000001"])
+    );
+    let rule = one_rule("title: C\ncorrelation:\n    rules: single_rule\n");
+    assert_eq!(rule.correlates, strings(&["single_rule"]));
+}
+
+#[test]
+fn filter_rule() {
+    let text = "title: Filter Admins\nid: 6f1e8a2c-0000-4000-8000-000000000001\nlogsource:\n    product: windows\nfilter:\n    rules:\n        - 5f1e8a2c-0000-4000-8000-000000000001\n    selection:\n        User: admin\n    condition: not selection\n";
+    let rule = one_rule(text);
+    assert_eq!(rule.kind, RuleKind::Filter);
+    assert!(rule.correlates.is_empty());
+}
+
+#[test]
+fn non_rule_documents_are_skipped_silently() {
+    for text in [
+        "",
+        "# just a comment\n",
+        "- a\n- b\n",
+        "plain text\n",
+        "title: No Detection\nlogsource: {}\n",
+        "detection: {}\n",
+        "title: ''\ndetection: {}\n",
+        "title:\ndetection: {}\n",
+        "title: T\ndetection: {}\n---\n---\nfoo: bar\n",
+    ] {
+        let parsed = parse(text);
+        assert_eq!(parsed.problems, vec![], "{text:?}");
+        assert!(parsed.rules.len() <= 1, "{text:?}");
+    }
+    assert!(parse("title: ''\ndetection: {}\n").rules.is_empty());
+}
+
+#[test]
+fn malformed_yaml_reports_the_line() {
+    let parsed = parse("title: T\ndetection:\n    sel: [1, 2\n    condition: sel\n");
+    assert!(parsed.rules.is_empty());
+    assert_eq!(parsed.problems.len(), 1);
+    assert_eq!(parsed.problems[0].line, Some(4), "{:?}", parsed.problems);
+    let parsed = parse("title: T\n  bad: indent\ndetection: {}\n");
+    assert_eq!(parsed.problems.len(), 1);
+    assert_eq!(parsed.problems[0].line, Some(2), "{:?}", parsed.problems);
+}
+
+#[test]
+fn duplicate_key_reports_its_line() {
+    let parsed = parse("title: T\ndescription: a\ndetection:\n    sel: 1\n    sel: 2\n");
+    assert!(parsed.rules.is_empty());
+    assert_eq!(parsed.problems.len(), 1);
+    assert_eq!(parsed.problems[0].line, Some(5));
+    assert!(
+        parsed.problems[0].message.contains("duplicate key `sel`"),
+        "{}",
+        parsed.problems[0].message
+    );
+    let parsed = parse("title: T\ndetection: {}\ntitle: U\n");
+    assert_eq!(
+        parsed.problems.iter().map(|p| p.line).collect::<Vec<_>>(),
+        vec![Some(3)]
+    );
+}
+
+#[test]
+fn non_utf8_reports_the_line_of_the_first_bad_byte() {
+    let parsed = parse_file(b"title: T\ndescription: caf\xe9\ndetection: {}\n\xff\n");
+    assert!(parsed.rules.is_empty());
+    assert_eq!(parsed.problems.len(), 1);
+    assert_eq!(parsed.problems[0].line, Some(2));
+    assert_eq!(parse_file(b"\xff\xfet\0i\0").problems[0].line, Some(1));
+}
+
+#[test]
+fn wrong_field_type_reports_the_line_of_the_key() {
+    let cases: [(&str, u32); 6] = [
+        ("title: T\ndetection: {}\ntags:\n    a: b\n", 3),
+        ("title: [T]\ndetection: {}\n", 1),
+        (
+            "title: T\ndetection: {}\nlogsource:\n    product: windows\n    category:\n        - a\n",
+            5,
+        ),
+        ("title: T\ndetection: {}\nlogsource: windows\n", 3),
+        ("title: T\ndetection: {}\nauthor:\n    - A\n    - B\n", 3),
+        ("title: T\ndetection: {}\nrelated:\n    - id: x\n", 3),
+    ];
+    for (text, line) in cases {
+        let parsed = parse(text);
+        assert!(parsed.rules.is_empty(), "{text}");
+        assert_eq!(parsed.problems.len(), 1, "{text}");
+        assert_eq!(
+            parsed.problems[0].line,
+            Some(line),
+            "{text}: {:?}",
+            parsed.problems
+        );
+    }
+}
+
+#[test]
+fn wrong_field_type_from_a_global_document_reports_its_line() {
+    let text = "action: global\ntitle: T\nauthor:\n    x: y\n---\ndetection: {}\n";
+    let parsed = parse(text);
+    assert_eq!(
+        parsed.problems.iter().map(|p| p.line).collect::<Vec<_>>(),
+        vec![Some(3)]
+    );
+}
+
+#[test]
+fn bad_document_does_not_kill_the_others() {
+    let text = "\
+title: First
+detection: {}
+---
+title: Second
+tags:
+    nested: mapping
+detection: {}
+---
+title: Third
+detection:
+    a: 1
+    a: 2
+---
+title: Fourth
+detection: {}
+---
+title: Fifth
+bad: [unclosed
+";
+    let parsed = parse(text);
+    let titles: Vec<_> = parsed
+        .rules
+        .iter()
+        .map(|r| (r.index, r.line, r.title.as_str()))
+        .collect();
+    assert_eq!(titles, vec![(0, 1, "First"), (3, 14, "Fourth")]);
+    let lines: Vec<_> = parsed.problems.iter().map(|p| p.line).collect();
+    assert_eq!(
+        lines,
+        vec![Some(5), Some(12), Some(18)],
+        "{:?}",
+        parsed.problems
+    );
+}
+
+#[test]
+fn byte_order_mark_is_fine() {
+    let mut bytes = "\u{feff}".as_bytes().to_vec();
+    bytes.extend_from_slice(MINIMAL.as_bytes());
+    let parsed = parse_file(&bytes);
+    assert_eq!(parsed.problems, vec![]);
+    assert_eq!(parsed.rules.len(), 1);
+    assert_eq!(parsed.rules[0].line, 1);
+}
+
+#[test]
+fn leading_document_marker_moves_the_start_line() {
+    let rule = one_rule("---\ntitle: T\ndetection: {}\n");
+    assert_eq!((rule.index, rule.line), (0, 2));
+}
+
+#[test]
+fn hostile_inputs_do_not_panic() {
+    let deep = format!(
+        "title: T\ndetection: {}{}\n",
+        "[".repeat(500),
+        "]".repeat(500)
+    );
+    let laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+    for text in [
+        deep.as_str(),
+        laughs,
+        "a: *unknown\n---\nb: 1\n",
+        "title: T\ndetection: !custom {}\n---\ntitle: U\ndetection: {}\n",
+        "? [complex, key]\n: value\n",
+        "\0",
+        "---\n...\n---\n...\n",
+        "%YAML 1.1\n---\ntitle: T\ndetection: {}\n",
+        "title: T\ndetection: {}\n\u{2028}\n",
+    ] {
+        let _ = parse(text);
+    }
+    let parsed = parse("title: T\ndetection: !custom {}\n---\ntitle: U\ndetection: {}\n");
+    assert_eq!(parsed.rules.len(), 1);
+    assert_eq!(parsed.problems.len(), 1);
+}

@@ -1,0 +1,632 @@
+//! YAML documents: splits a file's text into YAML documents and loads each one into a [`Node`] tree.
+//!
+//! This file owns everything that touches `yaml_serde`. It loads each document in two steps:
+//!
+//! 1. Every document is deserialized into a [`Node`] tree with our own visitor, which rejects duplicate
+//!    mapping keys at the duplicate key's own line and rejects YAML tags other than the standard ones
+//!    (`!foo bar`), as PyYAML's `safe_load` does.
+//! 2. `yaml_serde` reads plain scalars such as `1.10`, `0x1F` or `True` as numbers and booleans, which
+//!    loses how they were written. When a document has such a scalar outside `detection` and `filter`
+//!    (where nothing is read as text), it is read a second time, guided by the first tree, asking for
+//!    each of those scalars as a string: that yields the text as written.
+//!
+//! Then YAML 1.1 merge keys (`<<: *anchor`) are applied, as PyYAML does and `yaml_serde` does not.
+//!
+//! The first YAML error `yaml_serde` itself reports (syntax error, unknown anchor, recursion limit, …)
+//! ends the file: after such an error libyaml does not resume at the next document (its iterator
+//! would repeat the error forever or, after an unknown anchor, panic on the half-read document), so
+//! the documents that follow are not read. Errors from our own visitor (duplicate keys, tags) leave
+//! the stream intact, and only that document is lost.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// One YAML node, as loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Node {
+    /// `~`, `null`, or nothing at all.
+    Null,
+    /// A scalar that YAML reads as a string: quoted, a block scalar, or plain text that is not a null,
+    /// a boolean or a number. Dates such as `2024-01-01` are strings here (YAML 1.2 has no timestamps).
+    Str(String),
+    /// A plain scalar that YAML reads as a boolean or a number. Its text is as written once the
+    /// document has been read a second time (see the module docs); before that, and for mapping keys,
+    /// it is the value's canonical form (`0x1F` → `31`).
+    Plain(String),
+    Seq(Vec<Node>),
+    Map(Map),
+}
+
+impl Node {
+    /// What kind of node this is, for messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Node::Null => "null",
+            Node::Str(_) => "a string",
+            Node::Plain(_) => "a number or boolean",
+            Node::Seq(_) => "a list",
+            Node::Map(_) => "a mapping",
+        }
+    }
+
+    /// Whether the tree holds a [`Node::Plain`] scalar anywhere.
+    fn has_plain(&self) -> bool {
+        match self {
+            Node::Null | Node::Str(_) => false,
+            Node::Plain(_) => true,
+            Node::Seq(items) => items.iter().any(Node::has_plain),
+            Node::Map(map) => map.iter().any(|(_, value)| value.has_plain()),
+        }
+    }
+}
+
+/// A YAML mapping: its entries in document order, keys unique.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Map {
+    entries: Vec<(Node, Node)>,
+}
+
+impl Map {
+    /// The value of a string key.
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
+        self.position(key)
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, value)| value)
+    }
+
+    /// Removes a string key, returning its value.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Node> {
+        self.position(key).map(|i| self.entries.remove(i).1)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Node, Node)> {
+        self.entries.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut (Node, Node)> {
+        self.entries.iter_mut()
+    }
+
+    fn into_entries(self) -> Vec<(Node, Node)> {
+        self.entries
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends an entry whose key is known not to be present.
+    pub(crate) fn push(&mut self, key: Node, value: Node) {
+        self.entries.push((key, value));
+    }
+
+    /// The value at entry `index`, for updating in place.
+    pub(crate) fn value_mut(&mut self, index: usize) -> Option<&mut Node> {
+        self.entries.get_mut(index).map(|(_, value)| value)
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|(k, _)| matches!(k, Node::Str(s) if s == key))
+    }
+}
+
+impl<const N: usize> From<[(&str, Node); N]> for Map {
+    fn from(entries: [(&str, Node); N]) -> Self {
+        Map {
+            entries: entries
+                .into_iter()
+                .map(|(k, v)| (Node::Str(k.to_owned()), v))
+                .collect(),
+        }
+    }
+}
+
+/// A document that could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct YamlError {
+    /// 1-based line, where `yaml_serde` knows it.
+    pub line: Option<u32>,
+    pub message: String,
+    /// Whether the error ends the file: no later document can be read.
+    pub fatal: bool,
+}
+
+/// One YAML document of a file: its 0-based index and its tree, or why it could not be loaded.
+#[derive(Debug)]
+pub(crate) struct Document {
+    pub index: usize,
+    pub node: Result<Node, YamlError>,
+}
+
+/// Iterates the documents of a YAML text. Ends after the first fatal error.
+pub(crate) struct Documents<'a> {
+    text: &'a str,
+    stream: yaml_serde::Deserializer<'a>,
+    next_index: usize,
+    done: bool,
+    /// The second reader (see the module docs) and the index of the next document it would yield.
+    rereader: Option<(yaml_serde::Deserializer<'a>, usize)>,
+}
+
+impl fmt::Debug for Documents<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Documents")
+            .field("next_index", &self.next_index)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+/// The documents of `text` (which must not start with a byte order mark).
+pub(crate) fn documents(text: &str) -> Documents<'_> {
+    Documents {
+        text,
+        stream: yaml_serde::Deserializer::from_str(text),
+        next_index: 0,
+        done: false,
+        rereader: None,
+    }
+}
+
+impl Iterator for Documents<'_> {
+    type Item = Document;
+
+    fn next(&mut self) -> Option<Document> {
+        // A YAML stream cannot hold more documents than bytes (plus the empty one); this bound only
+        // guards against a `yaml_serde` iterator that never ends.
+        if self.done || self.next_index > self.text.len() {
+            return None;
+        }
+        let document = self.stream.next()?;
+        let index = self.next_index;
+        self.next_index += 1;
+        let own_error = Cell::new(false);
+        let node = match (NodeSeed {
+            own_error: &own_error,
+            keys: None,
+        })
+        .deserialize(document)
+        {
+            Ok(mut node) => {
+                if needs_text_as_written(&node) {
+                    self.reread(index, &mut node);
+                }
+                merge_keys(&mut node);
+                Ok(node)
+            }
+            Err(error) => {
+                let fatal = !own_error.get();
+                self.done = fatal;
+                Err(YamlError {
+                    line: error_line(&error),
+                    message: error.to_string(),
+                    fatal,
+                })
+            }
+        };
+        Some(Document { index, node })
+    }
+}
+
+impl Documents<'_> {
+    /// Reads document `index` a second time to replace the canonical text of its plain scalars with
+    /// their text as written. Leaves `node` unchanged if that fails (it cannot, for a document that
+    /// loaded once).
+    fn reread(&mut self, index: usize, node: &mut Node) {
+        let (stream, next) = self
+            .rereader
+            .get_or_insert_with(|| (yaml_serde::Deserializer::from_str(self.text), 0));
+        let Some(skip) = index.checked_sub(*next) else {
+            return;
+        };
+        let Some(document) = stream.nth(skip) else {
+            return;
+        };
+        *next = index + 1;
+        let mut written = node.clone();
+        if Fill(&mut written).deserialize(document).is_ok() {
+            *node = written;
+        }
+    }
+}
+
+/// Whether a document has plain non-string scalars where rule fields are read as text: anywhere but
+/// under `detection` and `filter`.
+fn needs_text_as_written(node: &Node) -> bool {
+    let Node::Map(map) = node else {
+        return false;
+    };
+    map.iter().any(|(key, value)| {
+        !matches!(key, Node::Str(k) if k == "detection" || k == "filter") && value.has_plain()
+    })
+}
+
+/// Applies YAML 1.1 merge keys as PyYAML does: in a mapping, `<<: *anchor` (or a list of anchors) adds
+/// the keys of the merged mapping(s) the mapping does not have itself; among a list of mappings the
+/// first one that has a key wins. A `<<` whose value is not a mapping or a list of mappings stays as
+/// an ordinary key.
+fn merge_keys(node: &mut Node) {
+    match node {
+        Node::Seq(items) => items.iter_mut().for_each(merge_keys),
+        Node::Map(map) => {
+            for (_, value) in map.iter_mut() {
+                merge_keys(value);
+            }
+            let sources = match map.get("<<") {
+                Some(Node::Map(source)) => vec![source.clone()],
+                Some(Node::Seq(items)) if items.iter().all(|item| matches!(item, Node::Map(_))) => {
+                    items
+                        .iter()
+                        .filter_map(|item| match item {
+                            Node::Map(source) => Some(source.clone()),
+                            _ => None,
+                        })
+                        .collect()
+                }
+                _ => return,
+            };
+            map.remove("<<");
+            let mut present: HashSet<Node> = map.iter().map(|(key, _)| key.clone()).collect();
+            for (key, value) in sources.into_iter().flat_map(Map::into_entries) {
+                if present.insert(key.clone()) {
+                    map.push(key, value);
+                }
+            }
+        }
+        Node::Null | Node::Str(_) | Node::Plain(_) => {}
+    }
+}
+
+fn error_line(error: &yaml_serde::Error) -> Option<u32> {
+    error
+        .location()
+        .and_then(|l| u32::try_from(l.line()).ok())
+        .filter(|&line| line > 0)
+}
+
+/// Loads one node. `keys` is set when the node is a mapping key: the keys already seen in that
+/// mapping, to reject a duplicate where it is written.
+struct NodeSeed<'a> {
+    own_error: &'a Cell<bool>,
+    keys: Option<&'a HashSet<Node>>,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
+    type Value = Node;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl NodeSeed<'_> {
+    fn inner(&self) -> NodeSeed<'_> {
+        NodeSeed {
+            own_error: self.own_error,
+            keys: None,
+        }
+    }
+
+    fn own<E: de::Error>(&self, message: fmt::Arguments<'_>) -> E {
+        self.own_error.set(true);
+        E::custom(message)
+    }
+
+    /// Returns the loaded node, or an error if it is a key already seen. Erring here, inside
+    /// `deserialize_any`, makes `yaml_serde` attach the key's own position to the error.
+    fn done<E: de::Error>(self, node: Node) -> Result<Node, E> {
+        match self.keys {
+            Some(keys) if keys.contains(&node) => {
+                Err(self.own(format_args!("duplicate key {}", describe_key(&node))))
+            }
+            _ => Ok(node),
+        }
+    }
+}
+
+fn describe_key(key: &Node) -> String {
+    match key {
+        Node::Str(s) | Node::Plain(s) => format!("`{s}`"),
+        other => other.kind().to_owned(),
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
+        self.done(Node::Plain(v.to_string()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
+        self.done(Node::Plain(v.to_string()))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
+        self.done(Node::Plain(v.to_string()))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
+        self.done(Node::Plain(v.to_string()))
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
+        self.done(Node::Plain(v.to_string()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        self.done(Node::Plain(v.to_string()))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
+        self.done(Node::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Node, E> {
+        self.done(Node::Str(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
+        self.done(Node::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
+        self.done(Node::Null)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        let node = self.inner().deserialize(deserializer)?;
+        self.done(node)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.inner())? {
+            items.push(item);
+        }
+        self.done(Node::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Node, A::Error> {
+        let mut seen = HashSet::new();
+        let mut map = Map::default();
+        loop {
+            let key_seed = NodeSeed {
+                own_error: self.own_error,
+                keys: Some(&seen),
+            };
+            let Some(key) = access.next_key_seed(key_seed)? else {
+                break;
+            };
+            let value = access.next_value_seed(self.inner())?;
+            seen.insert(key.clone());
+            map.push(key, value);
+        }
+        self.done(Node::Map(map))
+    }
+
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
+        // `yaml_serde` hands a node with a non-standard tag (`!foo bar`) over as an enum.
+        let (tag, _) = data.variant::<String>()?;
+        Err(self.own(format_args!("unsupported YAML tag `!{tag}`")))
+    }
+}
+
+/// Walks a document again alongside its first tree, reading every [`Node::Plain`] scalar as a string.
+struct Fill<'a>(&'a mut Node);
+
+impl<'de> DeserializeSeed<'de> for Fill<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        match self.0 {
+            Node::Plain(text) => {
+                *text = deserializer.deserialize_str(TextVisitor)?;
+                Ok(())
+            }
+            Node::Seq(items) => deserializer.deserialize_seq(FillSeq(items)),
+            Node::Map(map) => deserializer.deserialize_map(FillMap(map)),
+            Node::Null | Node::Str(_) => deserializer.deserialize_ignored_any(IgnoredAny).map(drop),
+        }
+    }
+}
+
+struct TextVisitor;
+
+impl Visitor<'_> for TextVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a scalar")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+}
+
+struct FillSeq<'a>(&'a mut Vec<Node>);
+
+impl<'de> Visitor<'de> for FillSeq<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the same list as before")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        for item in self.0.iter_mut() {
+            if seq.next_element_seed(Fill(item))?.is_none() {
+                return Err(de::Error::custom("the document changed between readings"));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct FillMap<'a>(&'a mut Map);
+
+impl<'de> Visitor<'de> for FillMap<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the same mapping as before")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        for (_, value) in self.0.iter_mut() {
+            if access.next_key::<IgnoredAny>()?.is_none() {
+                return Err(de::Error::custom("the document changed between readings"));
+            }
+            access.next_value_seed(Fill(value))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn load(text: &str) -> Vec<Result<Node, YamlError>> {
+        documents(text).map(|d| d.node).collect()
+    }
+
+    fn s(text: &str) -> Node {
+        Node::Str(text.to_owned())
+    }
+
+    #[test]
+    fn plain_scalars_keep_their_text_when_rule_fields_have_them() {
+        let docs = load(
+            "a: 1.10\nb: 0x1F\nc: True\nd: 2024-01-01\ne: ~\n---\ntitle: t\ndetection:\n  x: 0x1F\n",
+        );
+        let Ok(Node::Map(map)) = &docs[0] else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(map.get("a"), Some(&Node::Plain("1.10".into())));
+        assert_eq!(map.get("b"), Some(&Node::Plain("0x1F".into())));
+        assert_eq!(map.get("c"), Some(&Node::Plain("True".into())));
+        assert_eq!(map.get("d"), Some(&s("2024-01-01")));
+        assert_eq!(map.get("e"), Some(&Node::Null));
+        // Plain scalars only under `detection` do not make the document be read twice.
+        let Ok(Node::Map(map)) = &docs[1] else {
+            panic!("{docs:?}")
+        };
+        let Some(Node::Map(detection)) = map.get("detection") else {
+            panic!()
+        };
+        assert_eq!(detection.get("x"), Some(&Node::Plain("31".into())));
+    }
+
+    #[test]
+    fn rereading_follows_aliases_and_later_documents() {
+        let docs = load("a: 1\n---\nx: &n 1.50\ny: [*n, {z: 0o7}]\n");
+        let Ok(Node::Map(map)) = &docs[1] else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(map.get("x"), Some(&Node::Plain("1.50".into())));
+        let expected = Node::Seq(vec![
+            Node::Plain("1.50".into()),
+            Node::Map(Map::from([("z", Node::Plain("0o7".into()))])),
+        ]);
+        assert_eq!(map.get("y"), Some(&expected));
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_where_written() {
+        let docs = load("a: 1\nb:\n  c: 1\n  d: 2\n  c: 3\n---\nx: 1\n");
+        let Err(error) = &docs[0] else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(error.line, Some(5));
+        assert!(
+            error.message.contains("duplicate key `c`"),
+            "{}",
+            error.message
+        );
+        assert!(!error.fatal);
+        assert!(docs[1].is_ok());
+    }
+
+    #[test]
+    fn numeric_duplicate_keys_compare_by_value() {
+        let docs = load("1: a\n0x1: b\n");
+        assert!(matches!(&docs[0], Err(e) if e.line == Some(2)), "{docs:?}");
+    }
+
+    #[test]
+    fn syntax_error_ends_the_file() {
+        let docs = load("a: 1\n---\nb: [1, 2\nc: 3\n---\nx: 1\n");
+        assert_eq!(docs.len(), 2);
+        let Err(error) = &docs[1] else {
+            panic!("{docs:?}")
+        };
+        assert!(error.fatal);
+        assert_eq!(error.line, Some(4));
+    }
+
+    #[test]
+    fn unknown_anchor_ends_the_file_without_panicking() {
+        let docs = load("a: *x\nb: 1\n---\nc: 1\n");
+        assert_eq!(docs.len(), 1);
+        assert!(
+            matches!(&docs[0], Err(e) if e.fatal && e.line == Some(1)),
+            "{docs:?}"
+        );
+    }
+
+    #[test]
+    fn custom_tags_are_rejected_but_do_not_end_the_file() {
+        let docs = load("a: 1\nb: !foo bar\n---\nc: !!str 12\n");
+        assert!(
+            matches!(&docs[0], Err(e) if !e.fatal && e.line == Some(2)),
+            "{docs:?}"
+        );
+        let Ok(Node::Map(map)) = &docs[1] else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(map.get("c"), Some(&s("12")));
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let text = "base: &b {a: 1, b: 2}\nother: &o {b: 3, c: 4}\none:\n  <<: *b\n  a: own\nmany:\n  <<: [*o, *b]\nodd:\n  <<: text\n";
+        let docs = load(text);
+        let Ok(Node::Map(map)) = &docs[0] else {
+            panic!("{docs:?}")
+        };
+        let Some(Node::Map(one)) = map.get("one") else {
+            panic!()
+        };
+        assert_eq!(one.get("a"), Some(&s("own")));
+        assert_eq!(one.get("b"), Some(&Node::Plain("2".into())));
+        assert_eq!(one.get("<<"), None);
+        let Some(Node::Map(many)) = map.get("many") else {
+            panic!()
+        };
+        assert_eq!(many.get("b"), Some(&Node::Plain("3".into())));
+        assert_eq!(many.get("a"), Some(&Node::Plain("1".into())));
+        let Some(Node::Map(odd)) = map.get("odd") else {
+            panic!()
+        };
+        assert_eq!(odd.get("<<"), Some(&s("text")));
+    }
+
+    #[test]
+    fn empty_text_is_one_null_document() {
+        assert_eq!(load(""), vec![Ok(Node::Null)]);
+        assert_eq!(load("# only a comment\n"), vec![Ok(Node::Null)]);
+    }
+}
