@@ -22,7 +22,9 @@ use crate::report::{SourceSummary, Summary, Warning};
 use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
 use crate::state::reason::Reason;
-use crate::state::{self, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex};
+use crate::state::{
+    self, AttackCache, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex,
+};
 
 /// The ATT&CK cluster files read, in the order they are hashed.
 const ATTACK_FILES: [&str; 4] = [
@@ -98,11 +100,16 @@ pub fn build(config: &Config) -> Result<Summary> {
         None => {}
     }
     state::invalidate(&config.state)?;
-    let attack = config
-        .attack_clusters
-        .as_deref()
-        .map(AttackIndex::load)
-        .transpose()?;
+    let attack = match (config.attack_clusters.as_deref(), attack_hash) {
+        (Some(dir), Some(hash)) => Some(match prev.attack.take() {
+            Some(cached) if cached.hash == hash => cached,
+            _ => AttackCache {
+                hash,
+                index: AttackIndex::load(dir)?,
+            },
+        }),
+        _ => None,
+    };
 
     // diff: history walks and renames, per source.
     let mut new_sources = Sources::default();
@@ -275,7 +282,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
 
     // relate, then emit.
-    let related = relate::relate(&values, attack.as_ref());
+    let related = relate::relate(&values, attack.as_ref().map(|a| &a.index));
     warnings.sort();
     if config.strict && !warnings.is_empty() {
         for w in &warnings {
@@ -292,18 +299,21 @@ pub fn build(config: &Config) -> Result<Summary> {
         emit::cluster_json(&config.galaxy, &values, &related),
         emit::galaxy_json(&config.galaxy),
         clock,
+        [prev.sources.outputs[0].as_ref(), prev.sources.outputs[1].as_ref()],
     )?;
 
+    let [cluster_print, galaxy_print] = written.fingerprints;
     let record = BuildRecord {
         key: key_hash,
         inputs,
-        cluster_sha256: file_sha256(&written.cluster)?,
-        galaxy_sha256: file_sha256(&written.galaxy)?,
+        cluster_sha256: cluster_print.sha256.clone(),
+        galaxy_sha256: galaxy_print.sha256.clone(),
         values: values.len(),
         version: written.version,
         warnings: warnings.clone(),
     };
-    state::save(&config.state, &new_sources, &cache, &record)?;
+    new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
+    state::save(&config.state, &new_sources, &cache, attack.as_ref(), &record)?;
 
     Ok(Summary {
         values: values.len(),

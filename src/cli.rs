@@ -41,9 +41,10 @@ pub struct BuildArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// A rule repository: a path to a git repository (working tree or bare), optionally `#REF` (branch,
-    /// tag or commit; default HEAD). A path inside a working tree selects that sub-folder. Repeat for
-    /// several sources; replaces the config's sources.
+    /// A rule repository: a path to a git repository (working tree or bare), or a URL (https://,
+    /// ssh://, git@host:org/repo.git, git://, file://) mirrored into the state folder; optionally `#REF`
+    /// (branch, tag or commit; default HEAD). A path inside a working tree selects that sub-folder.
+    /// Repeat for several sources; replaces the config's sources.
     #[arg(long = "source", short = 's', value_name = "LOCATION[#REF]")]
     pub sources: Vec<String>,
 
@@ -69,6 +70,16 @@ pub struct BuildArgs {
     /// State folder (build cache, UUID ledger). Default: .sigma-galaxy next to the output folder.
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+
+    /// Build remote sources from what was fetched before (their mirrors in the state folder), without
+    /// any network access.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Build exactly the commits pinned in sigma-galaxy.lock (next to the config file, or in the
+    /// current folder); fail if the lockfile's sources differ from the configured ones.
+    #[arg(long)]
+    pub locked: bool,
 
     /// Print one JSON summary object on stdout (human output goes to stderr either way).
     #[arg(long)]

@@ -24,6 +24,13 @@
 //!     exclude: []
 //!     web_url: 'https://git.corp/{repo}/blob/{commit}/{path}'
 //!     host: gitlab            # web URL style for a self-hosted server
+//!   - name: in-house          # a remote: https://, ssh://, git@host:org/repo.git, git://, file://
+//!     location: https://gitlab.corp/sec/rules.git
+//!     token_env: GITLAB_TOKEN # https: token (or user_env + password_env); else git's credential helpers
+//!     ssh_key: ~/.ssh/rules   # ssh: key file (ssh_key_passphrase_env: VAR); else the agent, ~/.ssh/id_*
+//!     ssh_known_hosts: known_hosts   # ssh: trust only these host keys (default ~/.ssh/known_hosts)
+//!     insecure_skip_host_key_check: false
+//!     depth: 1                # shallow fetches of that many commits (default: the ref's full history)
 //! galaxy:                     # the galaxy's own fields; defaults are MISP's published galaxy
 //!   type: sigma-rules
 //!   name: Sigma-Rules
@@ -45,7 +52,8 @@ use uuid::Uuid;
 
 use crate::cli::{BuildArgs, RefStyleArg};
 use crate::error::{Error, Result};
-use crate::sources::weburl::{HostKind, Template};
+use crate::sources::remote::{Credentials, HostKeyPolicy, RemoteSettings};
+use crate::sources::weburl::{self, HostKind, Template};
 
 /// The config file looked for in the current folder when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "sigma-galaxy.yml";
@@ -69,6 +77,12 @@ pub struct Config {
     pub filters: bool,
     /// How to talk to the user.
     pub output: Output,
+    /// Remote sources are built from their mirrors as last fetched (`--offline`).
+    pub offline: bool,
+    /// Build exactly the lockfile's commits (`--locked`); the lockfile is then left as it is.
+    pub locked: bool,
+    /// The lockfile: `sigma-galaxy.lock` next to the config file, or in the current folder.
+    pub lockfile: PathBuf,
     /// Ignore the cache and history (`--full`).
     pub full: bool,
     /// Fail instead of waiting for the state lock.
@@ -133,6 +147,13 @@ pub struct SourceConfig {
     pub web_url: Option<Template>,
     /// Web URL style for a host that is not recognised by name.
     pub host: Option<HostKind>,
+    /// How a remote location is fetched (credentials, host keys, depth); unused for a local path.
+    pub remote: RemoteSettings,
+    /// The commit `--locked` pins this source to.
+    pub pinned: Option<git2::Oid>,
+    /// The location as written in the config file or on the command line, redacted: what the lockfile
+    /// records and compares.
+    pub lock_location: String,
 }
 
 /// Which files of a repository are rule files: `*.yml`/`*.yaml` files under `prefix` that match an
@@ -163,6 +184,14 @@ impl PathFilter {
             include,
             exclude,
         })
+    }
+
+    /// Whether the folder `dir` (ending in `/`) may hold rule files: false only when it is outside the
+    /// sub-folder prefix.
+    pub fn may_contain(&self, dir: &str) -> bool {
+        self.prefix
+            .as_deref()
+            .is_none_or(|p| dir.starts_with(p) || p.starts_with(dir))
     }
 
     /// Whether the repository path `path` is a rule file to build.
@@ -250,6 +279,14 @@ struct FileSource {
     exclude: Option<Vec<String>>,
     web_url: Option<String>,
     host: Option<String>,
+    token_env: Option<String>,
+    user_env: Option<String>,
+    password_env: Option<String>,
+    ssh_key: Option<PathBuf>,
+    ssh_key_passphrase_env: Option<String>,
+    ssh_known_hosts: Option<PathBuf>,
+    insecure_skip_host_key_check: Option<bool>,
+    depth: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +324,8 @@ impl Config {
         let mut sources = Vec::new();
         if args.sources.is_empty() {
             for s in file.sources {
+                let written = weburl::redact(&s.location);
+                let remote = remote_settings(&s, &written, &rel)?;
                 let location = if is_remote(&s.location) {
                     s.location
                 } else {
@@ -294,13 +333,13 @@ impl Config {
                 };
                 let web_url = s
                     .web_url
-                    .map(|t| Template::parse(&t).map_err(|e| Error::config(format!("source {location}: web_url: {e}"))))
+                    .map(|t| Template::parse(&t).map_err(|e| Error::config(format!("source {written}: web_url: {e}"))))
                     .transpose()?;
                 let host = s
                     .host
-                    .map(|h| h.parse::<HostKind>().map_err(|e| Error::config(format!("source {location}: host: {e}"))))
+                    .map(|h| h.parse::<HostKind>().map_err(|e| Error::config(format!("source {written}: host: {e}"))))
                     .transpose()?;
-                sources.push(source_config(
+                let mut source = source_config(
                     s.name,
                     location,
                     s.reference,
@@ -308,7 +347,10 @@ impl Config {
                     s.exclude.unwrap_or_else(|| exclude.clone()),
                     web_url,
                     host,
-                )?);
+                )?;
+                source.remote = remote;
+                source.lock_location = written;
+                sources.push(source);
             }
         } else {
             for spec in &args.sources {
@@ -336,6 +378,18 @@ impl Config {
                 "two sources are named {:?}: give each a unique `name` in the config file",
                 w[0]
             )));
+        }
+        let lockfile = base.join(crate::lockfile::FILE_NAME);
+        let bars = !args.quiet
+            && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("CI").is_none_or(|v| v.is_empty());
+        for s in &mut sources {
+            s.remote.offline = args.offline;
+            s.remote.bars = bars;
+            s.remote.notes = !args.quiet;
+        }
+        if args.locked {
+            crate::lockfile::pin(&lockfile, &mut sources)?;
         }
 
         let out = args
@@ -381,6 +435,9 @@ impl Config {
             }
         };
         Ok(Config {
+            offline: args.offline,
+            locked: args.locked,
+            lockfile,
             full: args.full,
             no_wait: args.no_wait,
             ref_style,
@@ -444,6 +501,7 @@ fn source_config(
         None => default_name(&location),
     };
     if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
+        let location = weburl::redact(&location);
         return Err(Error::config(format!(
             "source {location}: name {name:?} must be non-empty, without '/' or control characters"
         )));
@@ -451,15 +509,19 @@ fn source_config(
     Ok(SourceConfig {
         name,
         filter: PathFilter::new(None, include, exclude)?,
+        lock_location: weburl::redact(&location),
         location,
         reference,
         web_url,
         host,
+        remote: RemoteSettings::default(),
+        pinned: None,
     })
 }
 
 /// The last path component of a location, without `.git`: `../sigma` → `sigma`, `x/rules.git` → `rules`.
 fn default_name(location: &str) -> String {
+    let location = &weburl::redact(location);
     let trimmed = location.trim_end_matches(['/', '\\']);
     let last = if trimmed == "." || trimmed.is_empty() {
         std::env::current_dir()
@@ -575,6 +637,80 @@ sources:
 #   authors: ['@Joseliyo_Jstnk']
 #   source: https://github.com/jstnk9/MISP/tree/main/misp-galaxy/sigma
 "#;
+
+/// A config-file source's remote settings: credentials (names of variables and key files), host-key
+/// policy and depth, checked; paths resolved against the config file's folder (`~/` against `$HOME`).
+fn remote_settings(
+    s: &FileSource,
+    shown: &str,
+    rel: &dyn Fn(PathBuf) -> PathBuf,
+) -> Result<RemoteSettings> {
+    let bad = |message: String| Error::config(format!("source {shown}: {message}"));
+    let path = |p: &PathBuf| match (p.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => rel(p.clone()),
+    };
+    let settings = RemoteSettings {
+        credentials: Credentials {
+            token_env: s.token_env.clone(),
+            user_env: s.user_env.clone(),
+            password_env: s.password_env.clone(),
+            ssh_key: s.ssh_key.as_ref().map(path),
+            ssh_key_passphrase_env: s.ssh_key_passphrase_env.clone(),
+        },
+        host_keys: match (&s.ssh_known_hosts, s.insecure_skip_host_key_check) {
+            (Some(_), Some(true)) => {
+                return Err(bad(
+                    "ssh_known_hosts and insecure_skip_host_key_check: true contradict each other"
+                        .into(),
+                ));
+            }
+            (Some(file), _) => HostKeyPolicy::KnownHostsFile(path(file)),
+            (None, Some(true)) => HostKeyPolicy::Insecure,
+            (None, _) => HostKeyPolicy::UserKnownHosts,
+        },
+        depth: match s.depth {
+            Some(0) => {
+                return Err(bad(
+                    "depth must be at least 1 (leave it out for full history)".into(),
+                ));
+            }
+            d => d,
+        },
+        ..RemoteSettings::default()
+    };
+    let c = &settings.credentials;
+    if c.token_env.is_some() && c.password_env.is_some() {
+        return Err(bad("give token_env or password_env, not both".into()));
+    }
+    if c.user_env.is_some() && c.token_env.is_none() && c.password_env.is_none() {
+        return Err(bad("user_env needs password_env (or token_env)".into()));
+    }
+    let vars = [
+        &c.token_env,
+        &c.user_env,
+        &c.password_env,
+        &c.ssh_key_passphrase_env,
+    ];
+    if let Some(v) = vars
+        .into_iter()
+        .flatten()
+        .find(|v| v.is_empty() || v.contains(['=', '\0']))
+    {
+        return Err(bad(format!("{v:?} is not an environment variable name")));
+    }
+    if c.ssh_key_passphrase_env.is_some() && c.ssh_key.is_none() {
+        return Err(bad("ssh_key_passphrase_env needs ssh_key".into()));
+    }
+    if settings != RemoteSettings::default() && !is_remote(&s.location) {
+        return Err(bad(
+            "token_env, user_env, password_env, ssh_key, ssh_known_hosts, insecure_skip_host_key_check and \
+             depth only apply to a remote location (https://, ssh://, git@host:path, git://, file://)"
+                .into(),
+        ));
+    }
+    Ok(settings)
+}
 
 #[cfg(test)]
 mod tests {

@@ -47,26 +47,72 @@ pub enum Walk {
     Full { commits: usize },
 }
 
-/// Rule paths changed between two trees (added, modified, deleted, type-changed), without renames.
+/// Rule paths changed between two trees (added, modified, deleted), without renames.
+///
+/// Sub-trees with the same id on both sides are skipped without being read, so the cost is
+/// proportional to the change, not to the repository.
 fn changed_paths(
     repo: &Repository,
     old: Option<&git2::Tree<'_>>,
     new: Option<&git2::Tree<'_>>,
     filter: &PathFilter,
 ) -> Result<Vec<String>, git2::Error> {
-    let diff = repo.diff_tree_to_tree(old, new, None)?;
     let mut out = Vec::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if let Some(p) = file.path().and_then(|p| p.to_str())
-                && filter.matches(p)
-                && !out.iter().any(|o: &String| o == p)
-            {
-                out.push(p.to_string());
+    compare_trees(repo, old, new, "", filter, &mut out)?;
+    Ok(out)
+}
+
+fn compare_trees(
+    repo: &Repository,
+    old: Option<&git2::Tree<'_>>,
+    new: Option<&git2::Tree<'_>>,
+    dir: &str,
+    filter: &PathFilter,
+    out: &mut Vec<String>,
+) -> Result<(), git2::Error> {
+    let entries = |t: Option<&git2::Tree<'_>>| -> HashMap<Vec<u8>, (Oid, bool)> {
+        t.map(|t| {
+            t.iter()
+                .map(|e| {
+                    let is_tree = e.kind() == Some(git2::ObjectType::Tree);
+                    (e.name_bytes().to_vec(), (e.id(), is_tree))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let (old_entries, new_entries) = (entries(old), entries(new));
+    let mut names: Vec<&Vec<u8>> = old_entries.keys().chain(new_entries.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let (o, n) = (old_entries.get(name), new_entries.get(name));
+        if o == n {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        let path = format!("{dir}{name}");
+        let sub = |e: Option<&(Oid, bool)>| -> Result<Option<git2::Tree<'_>>, git2::Error> {
+            match e {
+                Some((id, true)) => repo.find_tree(*id).map(Some),
+                _ => Ok(None),
+            }
+        };
+        let (old_sub, new_sub) = (sub(o)?, sub(n)?);
+        if old_sub.is_some() || new_sub.is_some() {
+            let prefix = format!("{path}/");
+            if filter.may_contain(&prefix) {
+                compare_trees(repo, old_sub.as_ref(), new_sub.as_ref(), &prefix, filter, out)?;
             }
         }
+        let blob_changed = matches!(o, Some((_, false))) || matches!(n, Some((_, false)));
+        if blob_changed && filter.matches(&path) {
+            out.push(path);
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Walks the first-parent history of `tip` to find, for every path in `files`, the newest commit that

@@ -14,6 +14,7 @@ pub mod config;
 pub mod diff;
 pub mod emit;
 pub mod error;
+pub mod lockfile;
 pub mod merge;
 pub mod parse;
 pub mod relate;
@@ -45,6 +46,7 @@ fn execute(cli: Cli) -> Result<u8> {
         Command::Build(args) => {
             let config = Config::load(&args)?;
             let summary = build::build(&config)?;
+            lockfile::update(&config, &summary)?;
             report::print(&summary, config.output).map_err(|e| Error::io("<stdout>", e))?;
             Ok(0)
         }

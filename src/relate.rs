@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -45,7 +45,7 @@ pub struct Relation {
 }
 
 /// ATT&CK external ids (`T1059.001`, `G0007`, `S0002`) to the uuids of the values that carry them.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackIndex {
     techniques: HashMap<String, Vec<Uuid>>,
     groups: HashMap<String, Vec<Uuid>>,

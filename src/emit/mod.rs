@@ -24,16 +24,19 @@
 
 pub mod json;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 
 use crate::config::GalaxyInfo;
 use crate::error::{Error, Result};
 use crate::merge::Value;
 use crate::relate::Relation;
+use crate::state::sha256_hex;
 
 /// The largest version MISP can store.
 pub const MAX_VERSION: i64 = i32::MAX as i64;
@@ -124,7 +127,7 @@ pub fn cluster_json(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation
         (values[a].title.as_str(), values[a].uuid).cmp(&(values[b].title.as_str(), values[b].uuid))
     });
     let vals: Vec<Json> = order
-        .into_iter()
+        .into_par_iter()
         .map(|i| value_json(&values[i], related.get(i).map_or(&[], Vec::as_slice)))
         .collect();
     json!({
@@ -164,24 +167,85 @@ pub struct Written {
     pub added: usize,
     pub changed: usize,
     pub removed: usize,
+    /// What the state should remember of the two files.
+    pub fingerprints: [Fingerprint; 2],
 }
 
-/// A file to write: its path, its content without version, and the previous file's parsed content.
+/// What the state remembers of an output file it wrote, so that the next run need not parse it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// SHA-256 of its content without `version` (in misp-galaxy formatting).
+    pub content: String,
+    pub version: i64,
+    /// Value uuid → SHA-256 of the value (cluster only), for the added/changed/removed counts.
+    pub values: BTreeMap<String, String>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a parsed output file (content without `version`).
+    fn of(content: &Json, version: i64, sha256: String) -> Fingerprint {
+        Fingerprint {
+            sha256,
+            content: sha256_hex(json::to_misp_json(content).as_bytes()),
+            version,
+            values: value_hashes(content),
+        }
+    }
+}
+
+/// Hashes of each value of a cluster, by uuid.
+fn value_hashes(cluster: &Json) -> BTreeMap<String, String> {
+    let Some(values) = cluster.get("values").and_then(Json::as_array) else {
+        return BTreeMap::new();
+    };
+    values
+        .par_iter()
+        .filter_map(|v| {
+            let uuid = v.get("uuid")?.as_str()?.to_string();
+            Some((uuid, sha256_hex(json::to_misp_json(v).as_bytes())))
+        })
+        .collect()
+}
+
+/// A file to write: its path, its bytes, its version, whether it differs from what is there.
 struct Planned {
     path: PathBuf,
     bytes: String,
     version: i64,
     rewrite: bool,
+    fingerprint: Fingerprint,
 }
 
 /// Computes both files' versions against what is in `out` and writes whatever changed, atomically.
-pub fn write(out: &Path, kind: &str, cluster: Json, galaxy: Json, base: i64) -> Result<Written> {
+///
+/// `known` are the fingerprints the state recorded for the two files; when a file still has the
+/// recorded hash, it is not parsed again.
+pub fn write(
+    out: &Path,
+    kind: &str,
+    cluster: Json,
+    galaxy: Json,
+    base: i64,
+    known: [Option<&Fingerprint>; 2],
+) -> Result<Written> {
     let cluster_file = cluster_path(out, kind);
     let galaxy_file = galaxy_path(out, kind);
-    let prev_cluster = read_previous(&cluster_file);
-    let (added, changed, removed) = diff_values(prev_cluster.as_ref().map(|p| &p.1), &cluster);
-    let c = plan(cluster_file.clone(), cluster, prev_cluster, base);
-    let g = plan(galaxy_file.clone(), galaxy, read_previous(&galaxy_file), base);
+    let [known_cluster, known_galaxy] = known;
+    let prev_cluster = previous(&cluster_file, known_cluster);
+    let c = plan(cluster_file.clone(), &cluster, prev_cluster.as_ref(), base, true);
+    let g = plan(
+        galaxy_file.clone(),
+        &galaxy,
+        previous(&galaxy_file, known_galaxy).as_ref(),
+        base,
+        false,
+    );
+    let (added, changed, removed) = count_changes(
+        prev_cluster.as_ref().map(|p| &p.values),
+        &c.fingerprint.values,
+    );
     let wrote = c.rewrite || g.rewrite;
     let staged: Vec<_> = [&c, &g]
         .into_iter()
@@ -200,51 +264,59 @@ pub fn write(out: &Path, kind: &str, cluster: Json, galaxy: Json, base: i64) -> 
         added,
         changed,
         removed,
+        fingerprints: [c.fingerprint, g.fingerprint],
     })
 }
 
-/// A previous output file: its exact bytes and its content without `version` (and the version).
-fn read_previous(path: &Path) -> Option<(String, Json, i64)> {
-    let bytes = std::fs::read_to_string(path).ok()?;
-    let mut json: Json = serde_json::from_str(&bytes).ok()?;
+/// The fingerprint of the output file at `path`: the recorded one if the file still has its hash,
+/// else computed from the parsed file; `None` when there is no usable file.
+fn previous(path: &Path, known: Option<&Fingerprint>) -> Option<Fingerprint> {
+    let bytes = std::fs::read(path).ok()?;
+    let sha256 = sha256_hex(&bytes);
+    if let Some(k) = known.filter(|k| k.sha256 == sha256) {
+        return Some(k.clone());
+    }
+    let mut json: Json = serde_json::from_slice(&bytes).ok()?;
     let version = json.as_object_mut()?.remove("version")?.as_i64()?;
-    Some((bytes, json, version))
+    Some(Fingerprint::of(&json, version, sha256))
 }
 
-fn plan(path: PathBuf, mut content: Json, prev: Option<(String, Json, i64)>, base: i64) -> Planned {
+fn plan(path: PathBuf, content: &Json, prev: Option<&Fingerprint>, base: i64, values: bool) -> Planned {
     let base = base.clamp(1, MAX_VERSION);
-    let (version, old_bytes) = match prev {
-        Some((bytes, old, v)) if old == content => (base.max(v), Some(bytes)),
-        Some((_, _, v)) => (base.max(v + 1).min(MAX_VERSION), None),
-        None => (base, None),
+    // `version` sorts after every other key of a cluster or galaxy, so it is appended to the text of
+    // the content without it.
+    let text = json::to_misp_json(content);
+    let content_hash = sha256_hex(text.as_bytes());
+    let version = match prev {
+        Some(p) if p.content == content_hash => base.max(p.version),
+        Some(p) => base.max(p.version + 1).min(MAX_VERSION),
+        None => base,
     };
-    if let Some(obj) = content.as_object_mut() {
-        obj.insert("version".into(), json!(version));
-    }
-    let bytes = json::to_misp_json(&content);
-    let rewrite = old_bytes.as_deref() != Some(bytes.as_str());
+    let body = text.trim_end().strip_suffix('}').unwrap_or(&text).trim_end();
+    let bytes = format!("{body},\n  \"version\": {version}\n}}\n");
+    let sha256 = sha256_hex(bytes.as_bytes());
+    let rewrite = prev.is_none_or(|p| p.sha256 != sha256);
     Planned {
         path,
+        fingerprint: Fingerprint {
+            sha256,
+            content: content_hash,
+            version,
+            values: if values { value_hashes(content) } else { BTreeMap::new() },
+        },
         bytes,
         version,
         rewrite,
     }
 }
 
-/// Counts values added, changed and removed (by uuid) between the previous cluster and the new one.
-fn diff_values(prev: Option<&Json>, new: &Json) -> (usize, usize, usize) {
-    let by_uuid = |c: &Json| -> HashMap<String, Json> {
-        c.get("values")
-            .and_then(Json::as_array)
-            .map(|vals| {
-                vals.iter()
-                    .filter_map(|v| Some((v.get("uuid")?.as_str()?.to_string(), v.clone())))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let new = by_uuid(new);
-    let old = prev.map(by_uuid).unwrap_or_default();
+/// Counts values added, changed and removed (by uuid) between two sets of value hashes.
+fn count_changes(
+    prev: Option<&BTreeMap<String, String>>,
+    new: &BTreeMap<String, String>,
+) -> (usize, usize, usize) {
+    let empty = BTreeMap::new();
+    let old = prev.unwrap_or(&empty);
     let added = new.keys().filter(|k| !old.contains_key(*k)).count();
     let removed = old.keys().filter(|k| !new.contains_key(*k)).count();
     let changed = new
@@ -252,6 +324,20 @@ fn diff_values(prev: Option<&Json>, new: &Json) -> (usize, usize, usize) {
         .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
         .count();
     (added, changed, removed)
+}
+
+/// Makes a new output file readable by everyone (temporary files are created 0600).
+fn readable_by_all(file: &std::fs::File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        Ok(())
+    }
 }
 
 /// Writes `bytes` to a synced temporary file in `path`'s folder, ready to be renamed over `path`.
@@ -263,7 +349,12 @@ fn stage(path: &Path, bytes: &str) -> Result<tempfile::NamedTempFile> {
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes.as_bytes())
+    // MISP's web server user must be able to read the files: keep the old file's mode, else 0644.
+    match std::fs::metadata(path) {
+        Ok(old) => tmp.as_file().set_permissions(old.permissions()),
+        Err(_) => readable_by_all(tmp.as_file()),
+    }
+    .and_then(|()| tmp.write_all(bytes.as_bytes()))
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io(tmp.path(), e))?;
     Ok(tmp)
@@ -277,48 +368,57 @@ mod tests {
         json!({"type": "t", "values": [{"uuid": "u", "value": n.to_string()}]})
     }
 
+    fn planned(n: u64, prev: Option<&Fingerprint>, base: i64) -> Planned {
+        plan("x".into(), &content(n), prev, base, true)
+    }
+
     #[test]
-    fn first_write_takes_the_base_version() {
-        let p = plan("x".into(), content(1), None, 1_700_000_000);
-        assert_eq!(p.version, 1_700_000_000);
+    fn version_is_appended_in_misp_formatting() {
+        let p = planned(1, None, 1_700_000_000);
+        let mut full = content(1);
+        full["version"] = json!(1_700_000_000);
+        assert_eq!(p.bytes, json::to_misp_json(&full));
         assert!(p.rewrite);
     }
 
     #[test]
     fn same_content_and_clock_keep_version_and_bytes() {
-        let first = plan("x".into(), content(1), None, 1_700_000_000);
-        let prev = || Some((first.bytes.clone(), content(1), 1_700_000_000));
-        let again = plan("x".into(), content(1), prev(), 1_700_000_000);
+        let first = planned(1, None, 1_700_000_000).fingerprint;
+        let again = planned(1, Some(&first), 1_700_000_000);
         assert_eq!(again.version, 1_700_000_000);
         assert!(!again.rewrite);
         // An older clock never lowers it; a newer one (rules changed, content did not) follows the clock.
-        assert_eq!(plan("x".into(), content(1), prev(), 1_600_000_000).version, 1_700_000_000);
-        let newer = plan("x".into(), content(1), prev(), 1_800_000_000);
+        assert_eq!(planned(1, Some(&first), 1_600_000_000).version, 1_700_000_000);
+        let newer = planned(1, Some(&first), 1_800_000_000);
         assert_eq!(newer.version, 1_800_000_000);
         assert!(newer.rewrite);
     }
 
     #[test]
     fn new_content_with_an_old_clock_goes_up_by_one() {
-        let prev = Some((String::new(), content(1), 1_700_000_000));
-        let p = plan("x".into(), content(2), prev, 1_600_000_000);
-        assert_eq!(p.version, 1_700_000_001);
-        let prev = Some((String::new(), content(1), 1_700_000_000));
-        let p = plan("x".into(), content(2), prev, 1_800_000_000);
-        assert_eq!(p.version, 1_800_000_000);
+        let first = planned(1, None, 1_700_000_000).fingerprint;
+        assert_eq!(planned(2, Some(&first), 1_600_000_000).version, 1_700_000_001);
+        assert_eq!(planned(2, Some(&first), 1_800_000_000).version, 1_800_000_000);
     }
 
     #[test]
     fn versions_fit_a_signed_32_bit_integer() {
-        let p = plan("x".into(), content(1), None, i64::MAX);
-        assert_eq!(p.version, MAX_VERSION);
+        assert_eq!(planned(1, None, i64::MAX).version, MAX_VERSION);
+    }
+
+    #[test]
+    fn a_parsed_file_and_a_recorded_fingerprint_agree() {
+        let p = planned(1, None, 1_700_000_000);
+        let mut parsed: Json = serde_json::from_str(&p.bytes).expect("json");
+        parsed.as_object_mut().expect("object").remove("version");
+        assert_eq!(Fingerprint::of(&parsed, p.version, p.fingerprint.sha256.clone()), p.fingerprint);
     }
 
     #[test]
     fn value_counts_compare_by_uuid() {
-        let old = json!({"values": [{"uuid": "a", "value": "A"}, {"uuid": "b", "value": "B"}]});
-        let new = json!({"values": [{"uuid": "a", "value": "A2"}, {"uuid": "c", "value": "C"}]});
-        assert_eq!(diff_values(Some(&old), &new), (1, 1, 1));
-        assert_eq!(diff_values(None, &new), (2, 0, 0));
+        let old = value_hashes(&json!({"values": [{"uuid": "a", "value": "A"}, {"uuid": "b", "value": "B"}]}));
+        let new = value_hashes(&json!({"values": [{"uuid": "a", "value": "A2"}, {"uuid": "c", "value": "C"}]}));
+        assert_eq!(count_changes(Some(&old), &new), (1, 1, 1));
+        assert_eq!(count_changes(None, &new), (2, 0, 0));
     }
 }

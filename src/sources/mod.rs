@@ -5,8 +5,10 @@
 //! reading blob contents. Rules are always read from the commit's objects, never from a working tree, so
 //! what is built is exactly a commit. It also works out how a rule file is linked on the web
 //! ([`weburl`]). A location is a path to a working tree, a path inside one (that sub-folder only) or a
-//! bare repository.
+//! bare repository, or a URL: a remote source is fetched into a bare mirror under the state folder by
+//! [`remote`] and read from there.
 
+pub mod remote;
 pub mod weburl;
 
 use std::path::{Path, PathBuf};
@@ -89,26 +91,37 @@ impl WebLink {
 /// Opens a configured source and pins it to its ref. `state` is the state folder (remote sources are
 /// mirrored under it).
 pub fn open(source: &SourceConfig, state: &Path) -> Result<Snapshot> {
-    let _ = state;
     let err = |message: String| Error::Source {
         source_name: source.name.clone(),
         message,
     };
-    let path = Path::new(&source.location);
+    // A remote is fetched into its mirror first; the commit to build is then already known.
+    let synced = remote::sync(source, state)?;
+    let path = synced
+        .as_ref()
+        .map_or_else(|| Path::new(&source.location), |s| s.git_dir.as_path());
     let repo = Repository::discover(path).map_err(|e| {
         err(format!(
             "{}: not a git repository ({})",
-            source.location,
+            weburl::redact(&source.location),
             e.message()
         ))
     })?;
     let prefix = subfolder(&repo, path);
-    let spec = source.reference.as_deref().unwrap_or("HEAD");
+    let pinned = synced.as_ref().map(|s| s.commit).or(source.pinned);
+    let pinned = pinned.map(|c| c.to_string());
+    let spec = pinned
+        .as_deref()
+        .or(source.reference.as_deref())
+        .unwrap_or("HEAD");
     let commit = repo
         .revparse_single(spec)
         .and_then(|o| o.peel_to_commit())
         .map_err(|e| err(format!("cannot resolve {spec:?}: {}", e.message())))?;
-    let branch = branch_name(&repo, source.reference.as_deref());
+    let branch = match &synced {
+        Some(s) => s.branch.clone(),
+        None => branch_name(&repo, source.reference.as_deref()),
+    };
     let mut filter = source.filter.clone();
     if prefix.is_some() {
         filter.prefix = prefix;

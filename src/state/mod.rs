@@ -12,13 +12,14 @@
 //!   build.json    the last successful build: its key, the hashes of the files it wrote, its summary
 //!   sources.json  per source: commit built, rule files (path → blob), history walk; the UUID ledger
 //!   parsed.json   the parse cache: parse key → parsed records, and blob id → content hash
+//!   attack.json   the ATT&CK index, with the SHA-256 of the cluster files it was read from
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
 //!
 //! Every file is one header line `sigma-galaxy-state <FORMAT> <sha256 of the rest>` and a JSON body.
 //! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
 //! ignored: the run falls back to a clean build with the same result. Files are written atomically
-//! (temporary file, fsync, rename).
+//! (temporary file, rename).
 //!
 //! # What makes an entry stale
 //!
@@ -72,6 +73,7 @@ const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
 const SOURCES: &str = "sources.json";
 const PARSED: &str = "parsed.json";
+const ATTACK: &str = "attack.json";
 
 /// The record of the last successful build.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,11 +104,13 @@ pub struct SourceState {
     pub history: History,
 }
 
-/// Per-source state and the ledger (`sources.json`).
+/// Per-source state, the ledger and what was last written (`sources.json`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sources {
     pub sources: BTreeMap<String, SourceState>,
     pub ledger: Ledger,
+    /// Fingerprints of the cluster and galaxy files last written.
+    pub outputs: [Option<crate::emit::Fingerprint>; 2],
 }
 
 /// The parse cache (`parsed.json`).
@@ -118,12 +122,21 @@ pub struct ParseCache {
     pub entries: BTreeMap<String, ParsedFile>,
 }
 
+/// The ATT&CK index read from a `--attack-clusters` folder (`attack.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackCache {
+    /// Hex SHA-256 over the cluster files' hashes.
+    pub hash: String,
+    pub index: crate::relate::AttackIndex,
+}
+
 /// Everything loaded from a state folder.
 #[derive(Debug, Clone, Default)]
 pub struct State {
     pub build: Option<BuildRecord>,
     pub sources: Sources,
     pub parsed: ParseCache,
+    pub attack: Option<AttackCache>,
 }
 
 /// Why a state file was not used.
@@ -151,7 +164,9 @@ impl State {
         let build = read(BUILD);
         let sources = read(SOURCES);
         let parsed = read(PARSED);
+        let attack = read(ATTACK);
         let state = State {
+            attack: decode_body(dir, ATTACK, attack, &mut problems),
             build: decode_body(dir, BUILD, build, &mut problems),
             sources: decode_body(dir, SOURCES, sources, &mut problems).unwrap_or_default(),
             parsed: decode_body(dir, PARSED, parsed, &mut problems).unwrap_or_default(),
@@ -228,9 +243,10 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     let header = format!("{MAGIC} {FORMAT} {}\n", sha256_hex(&body));
+    // No fsync: a state file cut short by a power loss fails its checksum and is rebuilt, so the
+    // cost of syncing megabytes on every run buys nothing.
     tmp.write_all(header.as_bytes())
         .and_then(|()| tmp.write_all(&body))
-        .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io(tmp.path(), e))?;
     let path = dir.join(name);
     tmp.persist(&path).map_err(|e| Error::io(path, e.error))?;
@@ -246,10 +262,19 @@ pub fn invalidate(dir: &Path) -> Result<()> {
     }
 }
 
-/// Saves the state after a successful build: cache and sources first, the build record last.
-pub fn save(dir: &Path, sources: &Sources, parsed: &ParseCache, build: &BuildRecord) -> Result<()> {
+/// Saves the state after a successful build: caches and sources first, the build record last.
+pub fn save(
+    dir: &Path,
+    sources: &Sources,
+    parsed: &ParseCache,
+    attack: Option<&AttackCache>,
+    build: &BuildRecord,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     save_file(dir, PARSED, parsed)?;
+    if let Some(attack) = attack {
+        save_file(dir, ATTACK, attack)?;
+    }
     save_file(dir, SOURCES, sources)?;
     save_file(dir, BUILD, build)
 }
@@ -318,7 +343,7 @@ mod tests {
     fn round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save(dir.path(), &s, &p, &b).expect("save");
+        save(dir.path(), &s, &p, None, &b).expect("save");
         let (state, problems) = State::load(dir.path());
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(state.build, Some(b));
@@ -338,7 +363,7 @@ mod tests {
     fn damaged_files_are_distrusted_one_by_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save(dir.path(), &s, &p, &b).expect("save");
+        save(dir.path(), &s, &p, None, &b).expect("save");
         // Truncate one, flip a byte in another, give the third another format.
         let path = |n: &str| dir.path().join(n);
         let bytes = std::fs::read(path(PARSED)).expect("read");
@@ -371,7 +396,7 @@ mod tests {
     fn invalidate_removes_only_the_build_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save(dir.path(), &s, &p, &b).expect("save");
+        save(dir.path(), &s, &p, None, &b).expect("save");
         invalidate(dir.path()).expect("invalidate");
         invalidate(dir.path()).expect("twice is fine");
         let (state, problems) = State::load(dir.path());
