@@ -1,1 +1,113 @@
-fn main() {}
+//! Benchmarks on real SigmaHQ history (`../shared/corpus`), all in one run so the figures compare:
+//!
+//! - clean build of the last corpus commit, every folder, ATT&CK links (fresh state, history walk);
+//! - no-op rebuild (same commit, same options);
+//! - the mean one-commit incremental run over the replay of the whole history.
+//!
+//! Run: `cargo bench --bench build` (add `-- --quick` to replay only the last 100 commits).
+//! Needs `../shared` (the corpus and ATT&CK clusters); without it, says so and exits 0.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+/// The same allocator as the binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use sigma_galaxy::cli::{Cli, Command as Sub};
+use sigma_galaxy::config::Config;
+
+fn build(args: &[&str]) -> (Duration, sigma_galaxy::report::Summary) {
+    let mut all = vec!["sigma-galaxy", "build", "--quiet"];
+    all.extend_from_slice(args);
+    let Sub::Build(args) = Cli::parse_from(all).command else {
+        unreachable!("build args parse as build");
+    };
+    let config = Config::load(&args).expect("config");
+    let started = Instant::now();
+    let summary = sigma_galaxy::build::build(&config).expect("build");
+    (started.elapsed(), summary)
+}
+
+fn median(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d[d.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    if !shared.join("corpus").is_dir() {
+        println!("../shared/corpus not found: nothing to benchmark");
+        return;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let repo = work.path().join("corpus.git");
+    let status = Command::new(shared.join("tools/import-history.sh"))
+        .arg(&repo)
+        .status()
+        .expect("import-history.sh");
+    assert!(status.success());
+    let attack = shared.join("misp-galaxy/clusters");
+    let attack = attack.to_str().expect("utf-8 path");
+    let source = format!("{}#main", repo.display());
+    let dir = |name: &str| -> PathBuf { work.path().join(name) };
+    let path = |p: &PathBuf| p.to_str().expect("utf-8 path").to_string();
+
+    // Clean builds: fresh state and output every time.
+    let mut clean = Vec::new();
+    let mut values = 0;
+    for i in 0..5 {
+        let (out, state) = (path(&dir(&format!("clean{i}"))), path(&dir(&format!("clean{i}-state"))));
+        let (t, s) = build(&["--source", &source, "--attack-clusters", attack, "--out", &out, "--state", &state]);
+        values = s.values;
+        clean.push(t);
+    }
+    let clean = median(clean);
+
+    // No-op rebuilds on the first clean build's state.
+    let (out, state) = (path(&dir("clean0")), path(&dir("clean0-state")));
+    let noop: Vec<Duration> = (0..10)
+        .map(|_| {
+            let (t, s) = build(&["--source", &source, "--attack-clusters", attack, "--out", &out, "--state", &state]);
+            assert!(!s.wrote);
+            t
+        })
+        .collect();
+    let noop = median(noop);
+
+    // Replay: one incremental build per commit, oldest first.
+    let list = Command::new("git")
+        .args(["-C", repo.to_str().expect("utf-8"), "rev-list", "--first-parent", "--reverse", "main"])
+        .output()
+        .expect("git rev-list");
+    let commits: Vec<String> = String::from_utf8_lossy(&list.stdout).split_whitespace().map(String::from).collect();
+    let start = if quick { commits.len().saturating_sub(101) } else { 0 };
+    let (out, state) = (path(&dir("replay")), path(&dir("replay-state")));
+    let mut steps = Vec::new();
+    for (n, c) in commits[start..].iter().enumerate() {
+        let spec = format!("{}#{c}", repo.display());
+        let (t, _) = build(&["--source", &spec, "--attack-clusters", attack, "--out", &out, "--state", &state]);
+        if n > 0 {
+            steps.push(t);
+        }
+    }
+    let mean = steps.iter().sum::<Duration>() / u32::try_from(steps.len().max(1)).unwrap_or(1);
+
+    let pct = |d: Duration| 100.0 * d.as_secs_f64() / clean.as_secs_f64();
+    println!("corpus: {} commits, last commit {values} values, every folder, ATT&CK links", commits.len());
+    println!("clean build (median of 5):          {}", ms(clean));
+    println!("no-op rebuild (median of 10):       {} ({:.1}% of clean)", ms(noop), pct(noop));
+    println!(
+        "incremental run (mean of {}):      {} ({:.1}% of clean)",
+        steps.len(),
+        ms(mean),
+        pct(mean)
+    );
+}

@@ -296,8 +296,8 @@ pub fn build(config: &Config) -> Result<Summary> {
     let written = emit::write(
         &config.out,
         &config.galaxy.kind,
-        emit::cluster_json(&config.galaxy, &values, &related),
-        emit::galaxy_json(&config.galaxy),
+        emit::cluster_content(&config.galaxy, &values, &related),
+        emit::Content::of(&emit::galaxy_json(&config.galaxy)),
         clock,
         [prev.sources.outputs[0].as_ref(), prev.sources.outputs[1].as_ref()],
     )?;

@@ -24,6 +24,14 @@ pub fn to_misp_json(value: &Value) -> String {
     out
 }
 
+/// Formats `value` as it appears nested `depth` levels deep in a misp-galaxy file (no final newline),
+/// so that parts of a file can be formatted separately, in parallel, and joined.
+pub fn fragment(value: &Value, depth: usize) -> String {
+    let mut out = String::new();
+    write_value(&mut out, value, depth);
+    out
+}
+
 fn write_value(out: &mut String, value: &Value, depth: usize) {
     match value {
         Value::Null => out.push_str("null"),
@@ -194,6 +202,15 @@ mod tests {
 
     fn fmt(v: &Value) -> String {
         to_misp_json(v)
+    }
+
+    #[test]
+    fn fragments_join_into_the_whole() {
+        let item = json!({"b": [1, {"c": "d"}], "a": "x"});
+        let whole = json!({"values": [item.clone(), item.clone()]});
+        let frag = fragment(&item, 2);
+        let joined = format!("{{\n  \"values\": [\n    {frag},\n    {frag}\n  ]\n}}\n");
+        assert_eq!(joined, to_misp_json(&whole));
     }
 
     #[test]

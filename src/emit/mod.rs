@@ -120,16 +120,16 @@ fn nonempty(list: &[String]) -> Vec<&str> {
         .collect()
 }
 
-/// The cluster without its version, values sorted by `value` then uuid.
-pub fn cluster_json(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation>]) -> Json {
+/// The order values are written in: by `value`, then uuid.
+fn sorted(values: &[Value]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| {
         (values[a].title.as_str(), values[a].uuid).cmp(&(values[b].title.as_str(), values[b].uuid))
     });
-    let vals: Vec<Json> = order
-        .into_par_iter()
-        .map(|i| value_json(&values[i], related.get(i).map_or(&[], Vec::as_slice)))
-        .collect();
+    order
+}
+
+fn cluster_head(info: &GalaxyInfo, values: Vec<Json>) -> Json {
     json!({
         "authors": info.authors,
         "category": info.category,
@@ -138,8 +138,70 @@ pub fn cluster_json(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation
         "source": info.source,
         "type": info.kind,
         "uuid": info.uuid.to_string(),
-        "values": vals,
+        "values": values,
     })
+}
+
+/// The cluster without its version, as JSON.
+pub fn cluster_json(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation>]) -> Json {
+    let vals = sorted(values)
+        .into_iter()
+        .map(|i| value_json(&values[i], related.get(i).map_or(&[], Vec::as_slice)))
+        .collect();
+    cluster_head(info, vals)
+}
+
+/// An output file's content without `version`, formatted, with each value's hash (clusters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Content {
+    /// misp-galaxy formatting of the content without `version`.
+    pub text: String,
+    /// Value uuid → SHA-256 of the value's formatted text.
+    pub values: BTreeMap<String, String>,
+}
+
+impl Content {
+    /// The content of a parsed file (without `version`).
+    pub fn of(json: &Json) -> Content {
+        Content {
+            text: json::to_misp_json(json),
+            values: value_hashes(json),
+        }
+    }
+}
+
+/// The cluster without its version, formatted: values are formatted in parallel and spliced in, which
+/// gives the same text as formatting [`cluster_json`] whole.
+pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation>]) -> Content {
+    let parts: Vec<(String, String)> = sorted(values)
+        .into_par_iter()
+        .map(|i| {
+            let v = value_json(&values[i], related.get(i).map_or(&[], Vec::as_slice));
+            (values[i].uuid.to_string(), json::fragment(&v, 2))
+        })
+        .collect();
+    let head = json::to_misp_json(&cluster_head(info, Vec::new()));
+    let text = match head.strip_suffix("[]\n}\n") {
+        Some(start) if !parts.is_empty() => {
+            let mut text = String::with_capacity(parts.iter().map(|p| p.1.len() + 6).sum::<usize>() + head.len());
+            text.push_str(start);
+            text.push_str("[\n    ");
+            for (n, (_, frag)) in parts.iter().enumerate() {
+                if n > 0 {
+                    text.push_str(",\n    ");
+                }
+                text.push_str(frag);
+            }
+            text.push_str("\n  ]\n}\n");
+            text
+        }
+        _ => head,
+    };
+    let values = parts
+        .par_iter()
+        .map(|(uuid, frag)| (uuid.clone(), sha256_hex(frag.as_bytes())))
+        .collect();
+    Content { text, values }
 }
 
 /// The galaxy without its version.
@@ -186,11 +248,12 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The fingerprint of a parsed output file (content without `version`).
     fn of(content: &Json, version: i64, sha256: String) -> Fingerprint {
+        let content = Content::of(content);
         Fingerprint {
             sha256,
-            content: sha256_hex(json::to_misp_json(content).as_bytes()),
+            content: sha256_hex(content.text.as_bytes()),
             version,
-            values: value_hashes(content),
+            values: content.values,
         }
     }
 }
@@ -204,7 +267,7 @@ fn value_hashes(cluster: &Json) -> BTreeMap<String, String> {
         .par_iter()
         .filter_map(|v| {
             let uuid = v.get("uuid")?.as_str()?.to_string();
-            Some((uuid, sha256_hex(json::to_misp_json(v).as_bytes())))
+            Some((uuid, sha256_hex(json::fragment(v, 2).as_bytes())))
         })
         .collect()
 }
@@ -225,8 +288,8 @@ struct Planned {
 pub fn write(
     out: &Path,
     kind: &str,
-    cluster: Json,
-    galaxy: Json,
+    cluster: Content,
+    galaxy: Content,
     base: i64,
     known: [Option<&Fingerprint>; 2],
 ) -> Result<Written> {
@@ -234,14 +297,8 @@ pub fn write(
     let galaxy_file = galaxy_path(out, kind);
     let [known_cluster, known_galaxy] = known;
     let prev_cluster = previous(&cluster_file, known_cluster);
-    let c = plan(cluster_file.clone(), &cluster, prev_cluster.as_ref(), base, true);
-    let g = plan(
-        galaxy_file.clone(),
-        &galaxy,
-        previous(&galaxy_file, known_galaxy).as_ref(),
-        base,
-        false,
-    );
+    let c = plan(cluster_file.clone(), cluster, prev_cluster.as_ref(), base);
+    let g = plan(galaxy_file.clone(), galaxy, previous(&galaxy_file, known_galaxy).as_ref(), base);
     let (added, changed, removed) = count_changes(
         prev_cluster.as_ref().map(|p| &p.values),
         &c.fingerprint.values,
@@ -281,11 +338,11 @@ fn previous(path: &Path, known: Option<&Fingerprint>) -> Option<Fingerprint> {
     Some(Fingerprint::of(&json, version, sha256))
 }
 
-fn plan(path: PathBuf, content: &Json, prev: Option<&Fingerprint>, base: i64, values: bool) -> Planned {
+fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) -> Planned {
     let base = base.clamp(1, MAX_VERSION);
     // `version` sorts after every other key of a cluster or galaxy, so it is appended to the text of
     // the content without it.
-    let text = json::to_misp_json(content);
+    let text = content.text;
     let content_hash = sha256_hex(text.as_bytes());
     let version = match prev {
         Some(p) if p.content == content_hash => base.max(p.version),
@@ -302,7 +359,7 @@ fn plan(path: PathBuf, content: &Json, prev: Option<&Fingerprint>, base: i64, va
             sha256,
             content: content_hash,
             version,
-            values: if values { value_hashes(content) } else { BTreeMap::new() },
+            values: content.values,
         },
         bytes,
         version,
@@ -369,7 +426,7 @@ mod tests {
     }
 
     fn planned(n: u64, prev: Option<&Fingerprint>, base: i64) -> Planned {
-        plan("x".into(), &content(n), prev, base, true)
+        plan("x".into(), Content::of(&content(n)), prev, base)
     }
 
     #[test]
