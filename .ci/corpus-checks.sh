@@ -31,6 +31,9 @@ echo "-- the same commit twice: byte-identical"
 cmp "$work/last/clusters/sigma-rules.json" "$work/again/clusters/sigma-rules.json"
 cmp "$work/last/galaxies/sigma-rules.json" "$work/again/galaxies/sigma-rules.json"
 
+echo "-- incremental replay of every corpus commit against clean --full builds"
+python3 "$(dirname "$0")/replay.py" "$bin" "$work/corpus.git" "$shared/misp-galaxy/clusters" "$work/replay" --every 10
+
 echo "-- validate agrees with MISP's validator on broken pairs"
 python3 "$(dirname "$0")/validate-agreement.py" "$bin" "$shared" "$work/last"
 echo "corpus checks passed"

@@ -7,6 +7,8 @@
 //! Run: `cargo bench --bench build` (add `-- --quick` to replay only the last 100 commits).
 //! Needs `../shared` (the corpus and ATT&CK clusters); without it, says so and exits 0.
 
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -64,8 +66,20 @@ fn main() {
     let mut clean = Vec::new();
     let mut values = 0;
     for i in 0..5 {
-        let (out, state) = (path(&dir(&format!("clean{i}"))), path(&dir(&format!("clean{i}-state"))));
-        let (t, s) = build(&["--source", &source, "--attack-clusters", attack, "--out", &out, "--state", &state]);
+        let (out, state) = (
+            path(&dir(&format!("clean{i}"))),
+            path(&dir(&format!("clean{i}-state"))),
+        );
+        let (t, s) = build(&[
+            "--source",
+            &source,
+            "--attack-clusters",
+            attack,
+            "--out",
+            &out,
+            "--state",
+            &state,
+        ]);
         values = s.values;
         clean.push(t);
     }
@@ -75,7 +89,16 @@ fn main() {
     let (out, state) = (path(&dir("clean0")), path(&dir("clean0-state")));
     let noop: Vec<Duration> = (0..10)
         .map(|_| {
-            let (t, s) = build(&["--source", &source, "--attack-clusters", attack, "--out", &out, "--state", &state]);
+            let (t, s) = build(&[
+                "--source",
+                &source,
+                "--attack-clusters",
+                attack,
+                "--out",
+                &out,
+                "--state",
+                &state,
+            ]);
             assert!(!s.wrote);
             t
         })
@@ -84,16 +107,39 @@ fn main() {
 
     // Replay: one incremental build per commit, oldest first.
     let list = Command::new("git")
-        .args(["-C", repo.to_str().expect("utf-8"), "rev-list", "--first-parent", "--reverse", "main"])
+        .args([
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "rev-list",
+            "--first-parent",
+            "--reverse",
+            "main",
+        ])
         .output()
         .expect("git rev-list");
-    let commits: Vec<String> = String::from_utf8_lossy(&list.stdout).split_whitespace().map(String::from).collect();
-    let start = if quick { commits.len().saturating_sub(101) } else { 0 };
+    let commits: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let start = if quick {
+        commits.len().saturating_sub(101)
+    } else {
+        0
+    };
     let (out, state) = (path(&dir("replay")), path(&dir("replay-state")));
     let mut steps = Vec::new();
     for (n, c) in commits[start..].iter().enumerate() {
         let spec = format!("{}#{c}", repo.display());
-        let (t, _) = build(&["--source", &spec, "--attack-clusters", attack, "--out", &out, "--state", &state]);
+        let (t, _) = build(&[
+            "--source",
+            &spec,
+            "--attack-clusters",
+            attack,
+            "--out",
+            &out,
+            "--state",
+            &state,
+        ]);
         if n > 0 {
             steps.push(t);
         }
@@ -101,9 +147,16 @@ fn main() {
     let mean = steps.iter().sum::<Duration>() / u32::try_from(steps.len().max(1)).unwrap_or(1);
 
     let pct = |d: Duration| 100.0 * d.as_secs_f64() / clean.as_secs_f64();
-    println!("corpus: {} commits, last commit {values} values, every folder, ATT&CK links", commits.len());
+    println!(
+        "corpus: {} commits, last commit {values} values, every folder, ATT&CK links",
+        commits.len()
+    );
     println!("clean build (median of 5):          {}", ms(clean));
-    println!("no-op rebuild (median of 10):       {} ({:.1}% of clean)", ms(noop), pct(noop));
+    println!(
+        "no-op rebuild (median of 10):       {} ({:.1}% of clean)",
+        ms(noop),
+        pct(noop)
+    );
     println!(
         "incremental run (mean of {}):      {} ({:.1}% of clean)",
         steps.len(),

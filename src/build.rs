@@ -46,7 +46,10 @@ struct FileJob {
 
 /// Builds the galaxy described by `config` and writes it (unless nothing changed).
 pub fn build(config: &Config) -> Result<Summary> {
-    let quiet = matches!(config.output, crate::config::Output::Human { quiet: true, .. });
+    let quiet = matches!(
+        config.output,
+        crate::config::Output::Human { quiet: true, .. }
+    );
     let _lock = state::lock(&config.state, config.no_wait, quiet)?;
     let mut reasons = Vec::new();
     let (mut prev, distrusted) = State::load(&config.state);
@@ -91,7 +94,12 @@ pub fn build(config: &Config) -> Result<Summary> {
     match &prev.build {
         Some(rec) if rec.key == key_hash => {
             if outputs_match(rec, &cluster_file, &galaxy_file) {
-                return Ok(unchanged_summary(rec, &snapshots, &cluster_file, &galaxy_file));
+                return Ok(unchanged_summary(
+                    rec,
+                    &snapshots,
+                    &cluster_file,
+                    &galaxy_file,
+                ));
             }
             reasons.push(Reason::OutputsChanged);
         }
@@ -235,7 +243,12 @@ pub fn build(config: &Config) -> Result<Summary> {
         contents.insert((job.source, job.path.as_str()), content);
         let Some(file) = &job.parsed else { continue };
         for p in &file.problems {
-            warnings.push(Warning::new(&snap.name, &job.path, p.line, p.message.clone()));
+            warnings.push(Warning::new(
+                &snap.name,
+                &job.path,
+                p.line,
+                p.message.clone(),
+            ));
         }
         let link = snap.web.as_ref().map(|w| {
             let rev = match config.ref_style {
@@ -245,7 +258,10 @@ pub fn build(config: &Config) -> Result<Summary> {
                     .cloned()
                     .unwrap_or_else(|| snap.commit.to_string()),
                 RefStyle::Commit => snap.commit.to_string(),
-                RefStyle::Branch => snap.branch.clone().unwrap_or_else(|| snap.commit.to_string()),
+                RefStyle::Branch => snap
+                    .branch
+                    .clone()
+                    .unwrap_or_else(|| snap.commit.to_string()),
             };
             w.file_url(&rev, &job.path)
         });
@@ -269,7 +285,10 @@ pub fn build(config: &Config) -> Result<Summary> {
         &mut warnings,
     );
     for v in values.iter().filter(|v| !v.own_id) {
-        let content = contents.get(&(v.source, v.path.as_str())).copied().unwrap_or_default();
+        let content = contents
+            .get(&(v.source, v.path.as_str()))
+            .copied()
+            .unwrap_or_default();
         new_sources
             .ledger
             .record(&names[v.source], &v.path, v.rule.index, v.uuid, content);
@@ -277,7 +296,10 @@ pub fn build(config: &Config) -> Result<Summary> {
     // Keep remembered uuids of sources not built this time (they may come back).
     for (name, entries) in &prev.sources.ledger.sources {
         if !names.contains(name) {
-            new_sources.ledger.sources.insert(name.clone(), entries.clone());
+            new_sources
+                .ledger
+                .sources
+                .insert(name.clone(), entries.clone());
         }
     }
 
@@ -299,7 +321,10 @@ pub fn build(config: &Config) -> Result<Summary> {
         emit::cluster_content(&config.galaxy, &values, &related),
         emit::Content::of(&emit::galaxy_json(&config.galaxy)),
         clock,
-        [prev.sources.outputs[0].as_ref(), prev.sources.outputs[1].as_ref()],
+        [
+            prev.sources.outputs[0].as_ref(),
+            prev.sources.outputs[1].as_ref(),
+        ],
     )?;
 
     let [cluster_print, galaxy_print] = written.fingerprints;
@@ -313,7 +338,13 @@ pub fn build(config: &Config) -> Result<Summary> {
         warnings: warnings.clone(),
     };
     new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
-    state::save(&config.state, &new_sources, &cache, attack.as_ref(), &record)?;
+    state::save(
+        &config.state,
+        &new_sources,
+        &cache,
+        attack.as_ref(),
+        &record,
+    )?;
 
     Ok(Summary {
         values: values.len(),
@@ -444,7 +475,8 @@ fn what_changed(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Reason>
             (None, Some(_)) => out.push(Reason::SourceAdded { source }),
             (Some(_), None) => out.push(Reason::SourceRemoved { source }),
             (Some(o), Some(n)) => {
-                let commit = |v: &serde_json::Value| field(v, "commit").as_str().unwrap_or("").to_string();
+                let commit =
+                    |v: &serde_json::Value| field(v, "commit").as_str().unwrap_or("").to_string();
                 if commit(o) != commit(n) {
                     out.push(Reason::SourceMoved {
                         source: source.clone(),

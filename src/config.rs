@@ -172,11 +172,7 @@ pub struct PathFilter {
 
 impl PathFilter {
     /// Compiles the globs; `what` names where they come from, for the error message.
-    pub fn new(
-        prefix: Option<String>,
-        include: Vec<String>,
-        exclude: Vec<String>,
-    ) -> Result<Self> {
+    pub fn new(prefix: Option<String>, include: Vec<String>, exclude: Vec<String>) -> Result<Self> {
         Ok(PathFilter {
             include_set: glob_set(&include)?,
             exclude_set: glob_set(&exclude)?,
@@ -329,15 +325,23 @@ impl Config {
                 let location = if is_remote(&s.location) {
                     s.location
                 } else {
-                    rel(PathBuf::from(&s.location)).to_string_lossy().into_owned()
+                    rel(PathBuf::from(&s.location))
+                        .to_string_lossy()
+                        .into_owned()
                 };
                 let web_url = s
                     .web_url
-                    .map(|t| Template::parse(&t).map_err(|e| Error::config(format!("source {written}: web_url: {e}"))))
+                    .map(|t| {
+                        Template::parse(&t)
+                            .map_err(|e| Error::config(format!("source {written}: web_url: {e}")))
+                    })
                     .transpose()?;
                 let host = s
                     .host
-                    .map(|h| h.parse::<HostKind>().map_err(|e| Error::config(format!("source {written}: host: {e}"))))
+                    .map(|h| {
+                        h.parse::<HostKind>()
+                            .map_err(|e| Error::config(format!("source {written}: host: {e}")))
+                    })
                     .transpose()?;
                 let mut source = source_config(
                     s.name,
@@ -425,7 +429,9 @@ impl Config {
             }
         };
         let ref_style = match (args.ref_style, file.ref_style.as_deref()) {
-            (Some(RefStyleArg::LastChange), _) | (None, None | Some("last-change")) => RefStyle::LastChange,
+            (Some(RefStyleArg::LastChange), _) | (None, None | Some("last-change")) => {
+                RefStyle::LastChange
+            }
             (Some(RefStyleArg::Commit), _) | (None, Some("commit")) => RefStyle::Commit,
             (Some(RefStyleArg::Branch), _) | (None, Some("branch")) => RefStyle::Branch,
             (None, Some(other)) => {
@@ -567,8 +573,9 @@ fn galaxy_info(g: FileGalaxy) -> Result<GalaxyInfo> {
         )));
     }
     let uuid = match g.uuid {
-        Some(u) => Uuid::try_parse(&u)
-            .map_err(|e| Error::config(format!("galaxy.uuid {u:?}: {e}")))?,
+        Some(u) => {
+            Uuid::try_parse(&u).map_err(|e| Error::config(format!("galaxy.uuid {u:?}: {e}")))?
+        }
         None => d.uuid,
     };
     Ok(GalaxyInfo {
@@ -623,6 +630,15 @@ sources:
     # include: ['rules/**']      # overrides the top-level include
     # web_url: 'https://git.corp/{repo}/blob/{commit}/{path}'   # link template for unknown hosts
     # host: gitlab               # or: github, bitbucket, gitea, forgejo, azure
+  # A remote repository (https://, ssh://, git@host:org/repo.git, git://, file://), mirrored into the state
+  # folder and fetched on each build (--offline: build what was fetched last). sigma-galaxy.lock, next to
+  # this file, records the commit built; `build --locked` builds exactly that commit again.
+  # - name: in-house
+  #   location: https://gitlab.corp/sec/rules.git
+  #   token_env: GITLAB_TOKEN    # https: token from this variable (or user_env + password_env)
+  #   # ssh_key: ~/.ssh/rules    # ssh: key file (ssh_key_passphrase_env: VAR); default: agent, ~/.ssh/id_*
+  #   # ssh_known_hosts: known_hosts   # ssh: trust only these host keys (default: ~/.ssh/known_hosts)
+  #   # depth: 1                 # shallow fetches (default: full history of the ref)
 
 # The galaxy's own fields. Defaults reproduce MISP's published Sigma galaxy.
 # galaxy:
@@ -750,6 +766,42 @@ mod tests {
         let f: FileConfig = yaml_serde::from_str(STARTER_CONFIG).expect("starter config parses");
         assert_eq!(f.sources.len(), 1);
         assert_eq!(f.sources[0].name.as_deref(), Some("sigmahq"));
+    }
+
+    #[test]
+    fn remote_settings_are_checked() {
+        let settings = |yaml: &str| {
+            let s: FileSource = yaml_serde::from_str(yaml).expect("source parses");
+            remote_settings(&s, "shown", &|p: PathBuf| Path::new("cfg").join(p))
+        };
+        let ok = settings(
+            "location: git@host:o/r.git\nssh_key: k\nssh_key_passphrase_env: P\nssh_known_hosts: kh\ndepth: 1\n",
+        )
+        .expect("valid");
+        assert_eq!(ok.credentials.ssh_key.as_deref(), Some(Path::new("cfg/k")));
+        assert_eq!(ok.host_keys, HostKeyPolicy::KnownHostsFile("cfg/kh".into()));
+        assert_eq!(ok.depth, Some(1));
+        let insecure = settings("location: ssh://h/r\ninsecure_skip_host_key_check: true\n");
+        assert_eq!(insecure.expect("valid").host_keys, HostKeyPolicy::Insecure);
+        for bad in [
+            "location: ../local\ntoken_env: T\n",
+            "location: https://h/r\ntoken_env: T\npassword_env: P\n",
+            "location: https://h/r\nuser_env: U\n",
+            "location: https://h/r\ntoken_env: 'A=B'\n",
+            "location: ssh://h/r\nssh_key_passphrase_env: P\n",
+            "location: ssh://h/r\nssh_known_hosts: f\ninsecure_skip_host_key_check: true\n",
+            "location: ssh://h/r\ndepth: 0\n",
+        ] {
+            let e = settings(bad).expect_err(bad);
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().starts_with("source shown: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn remote_names_and_messages_never_show_credentials() {
+        assert!(!default_name("https://user:tok@host").contains("tok"));
+        assert_eq!(default_name("https://tok@h/org/rules.git"), "rules");
     }
 
     #[test]

@@ -104,7 +104,14 @@ fn compare_trees(
         if old_sub.is_some() || new_sub.is_some() {
             let prefix = format!("{path}/");
             if filter.may_contain(&prefix) {
-                compare_trees(repo, old_sub.as_ref(), new_sub.as_ref(), &prefix, filter, out)?;
+                compare_trees(
+                    repo,
+                    old_sub.as_ref(),
+                    new_sub.as_ref(),
+                    &prefix,
+                    filter,
+                    out,
+                )?;
             }
         }
         let blob_changed = matches!(o, Some((_, false))) || matches!(n, Some((_, false)));

@@ -69,7 +69,10 @@ fn execute(cli: Cli) -> Result<u8> {
             }
             std::fs::write(&args.path, config::STARTER_CONFIG)
                 .map_err(|e| Error::io(&args.path, e))?;
-            eprintln!("wrote {}: edit its sources, then run `sigma-galaxy build`", args.path.display());
+            eprintln!(
+                "wrote {}: edit its sources, then run `sigma-galaxy build`",
+                args.path.display()
+            );
             Ok(0)
         }
     }

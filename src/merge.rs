@@ -96,7 +96,10 @@ pub fn merge(
         };
         let own = c.rule.id.as_deref().and_then(parse_id);
         if let (Some(id), None) = (c.rule.id.as_deref(), own) {
-            warn(warnings, format!("id {id:?} is not a UUID; a derived uuid is used"));
+            warn(
+                warnings,
+                format!("id {id:?} is not a UUID; a derived uuid is used"),
+            );
         }
         let (uuid, own_id) = match own {
             Some(u) if used.insert(u) => {
@@ -348,7 +351,14 @@ mod tests {
         let (v, _) = run(vec![cand("f.yml", f.clone())]);
         assert!(v.is_empty());
         let mut w = Vec::new();
-        let v = merge(vec![cand("f.yml", f)], &["src".into()], GALAXY, "t", true, &mut w);
+        let v = merge(
+            vec![cand("f.yml", f)],
+            &["src".into()],
+            GALAXY,
+            "t",
+            true,
+            &mut w,
+        );
         assert_eq!(v.len(), 1);
     }
 }

@@ -84,7 +84,11 @@ impl AttackIndex {
             techniques: load_cluster(&techniques)?,
             ..AttackIndex::default()
         };
-        for name in ["mitre-intrusion-set.json", "mitre-malware.json", "mitre-tool.json"] {
+        for name in [
+            "mitre-intrusion-set.json",
+            "mitre-malware.json",
+            "mitre-tool.json",
+        ] {
             let path = dir.join(name);
             if !path.is_file() {
                 continue;
@@ -250,11 +254,15 @@ mod tests {
 
     fn index() -> AttackIndex {
         let mut i = AttackIndex::default();
-        i.techniques.insert("T1059.001".into(), vec![Uuid::from_u128(100)]);
         i.techniques
-            .insert("T1003".into(), vec![Uuid::from_u128(101), Uuid::from_u128(102)]);
+            .insert("T1059.001".into(), vec![Uuid::from_u128(100)]);
+        i.techniques.insert(
+            "T1003".into(),
+            vec![Uuid::from_u128(101), Uuid::from_u128(102)],
+        );
         i.groups.insert("G0007".into(), vec![Uuid::from_u128(200)]);
-        i.software.insert("S0002".into(), vec![Uuid::from_u128(300)]);
+        i.software
+            .insert("S0002".into(), vec![Uuid::from_u128(300)]);
         i
     }
 
@@ -276,7 +284,11 @@ mod tests {
         let rel = relate(&[v], Some(&index()));
         let dests: Vec<u128> = rel[0].iter().map(|r| r.dest.as_u128()).collect();
         assert_eq!(dests, vec![100, 101, 102, 200, 300]);
-        assert!(rel[0].iter().all(|r| r.kind == "related-to" && r.tags == [ATTACK_LINK_TAG]));
+        assert!(
+            rel[0]
+                .iter()
+                .all(|r| r.kind == "related-to" && r.tags == [ATTACK_LINK_TAG])
+        );
         let none = relate(&[value(1, None, None)], None);
         assert!(none[0].is_empty());
     }
@@ -286,15 +298,28 @@ mod tests {
         let target = "0e5fd4e1-7d61-4d4c-b1e1-4a8b5c8f2b7e";
         let mut v = value(1, None, None);
         v.rule.related = vec![
-            RelatedRule { id: target.into(), kind: "derived".into() },
-            RelatedRule { id: "6f6e6c6b-0000-4000-8000-000000000000".into(), kind: "similar".into() },
-            RelatedRule { id: target.into(), kind: "bogus".into() },
+            RelatedRule {
+                id: target.into(),
+                kind: "derived".into(),
+            },
+            RelatedRule {
+                id: "6f6e6c6b-0000-4000-8000-000000000000".into(),
+                kind: "similar".into(),
+            },
+            RelatedRule {
+                id: target.into(),
+                kind: "bogus".into(),
+            },
         ];
         let t = value(2, Some(target), None);
         let rel = relate(&[v, t], None);
         assert_eq!(
             rel[0],
-            vec![Relation { dest: Uuid::from_u128(2), kind: "derived-from", tags: vec![] }]
+            vec![Relation {
+                dest: Uuid::from_u128(2),
+                kind: "derived-from",
+                tags: vec![]
+            }]
         );
         assert!(rel[1].is_empty());
     }

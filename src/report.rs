@@ -109,7 +109,11 @@ pub fn print(summary: &Summary, output: Output) -> std::io::Result<()> {
                     s.location,
                     &s.commit[..s.commit.len().min(12)],
                     s.files,
-                    if s.links { "" } else { ", no web link: set web_url or an origin remote" }
+                    if s.links {
+                        ""
+                    } else {
+                        ", no web link: set web_url or an origin remote"
+                    }
                 )?;
             }
             writeln!(

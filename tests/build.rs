@@ -22,7 +22,10 @@ fn builds_a_misp_pair_from_the_commit() {
     );
     repo.write(
         "rules/b.yml",
-        rule("Rule B", Some(ID_B), "").replace("description: Detects Rule B.", "description: '  padded  \n'"),
+        rule("Rule B", Some(ID_B), "").replace(
+            "description: Detects Rule B.",
+            "description: '  padded  \n'",
+        ),
     );
     repo.write("rules/readme.md", "not a rule");
     let commit = repo.commit("two rules");
@@ -63,7 +66,10 @@ fn builds_a_misp_pair_from_the_commit() {
             "tags": ["attack.t1105"],
         })
     );
-    assert!(a.get("related").is_none(), "no ATT&CK links without --attack-clusters");
+    assert!(
+        a.get("related").is_none(),
+        "no ATT&CK links without --attack-clusters"
+    );
     assert_eq!(values["Rule B"]["description"], "padded");
 
     let galaxy = env.json("out/galaxies/sigma-rules.json");
@@ -113,10 +119,20 @@ fn refs_sub_folders_bare_repositories_and_globs() {
     };
     assert_eq!(titles(&["--source", "work"]), ["A", "B", "C", "D"]);
     assert_eq!(titles(&["--source", "work#v1"]), ["A", "B", "C"]);
-    assert_eq!(titles(&["--source", &format!("work#{first}")]), ["A", "B", "C"]);
+    assert_eq!(
+        titles(&["--source", &format!("work#{first}")]),
+        ["A", "B", "C"]
+    );
     assert_eq!(titles(&["--source", "work/rules"]), ["A", "D"]);
     assert_eq!(
-        titles(&["--source", "work", "--include", "other/**", "--exclude", "**/old/**"]),
+        titles(&[
+            "--source",
+            "work",
+            "--include",
+            "other/**",
+            "--exclude",
+            "**/old/**"
+        ]),
         ["B"]
     );
     repo.git(&["clone", "-q", "--bare", ".", "../bare.git"]);
@@ -128,7 +144,10 @@ fn two_builds_of_one_commit_are_byte_identical_and_the_second_writes_nothing() {
     let env = Env::new();
     let mut repo = env.repo("r");
     for i in 0..20 {
-        repo.write(&format!("r{i:02}.yml"), rule(&format!("Rule {i}"), None, ""));
+        repo.write(
+            &format!("r{i:02}.yml"),
+            rule(&format!("Rule {i}"), None, ""),
+        );
     }
     repo.commit("rules");
     env.build(&["--source", "r", "--out", "one"]);
@@ -154,9 +173,15 @@ fn bad_rules_are_reported_with_file_and_line_and_skipped() {
     let env = Env::new();
     let mut repo = env.repo("r");
     repo.write("good.yml", rule("Good", None, ""));
-    repo.write("syntax.yml", "title: Broken\ndetection:\n  sel: [unclosed\n");
+    repo.write(
+        "syntax.yml",
+        "title: Broken\ndetection:\n  sel: [unclosed\n",
+    );
     repo.write("dupkey.yml", rule("Dup", None, "title: Again\n"));
-    repo.write("latin1.yml", b"title: caf\xe9\ndetection:\n  condition: x\n".as_slice());
+    repo.write(
+        "latin1.yml",
+        b"title: caf\xe9\ndetection:\n  condition: x\n".as_slice(),
+    );
     repo.write("types.yml", rule("Typed", None, "tags:\n    nested: map\n"));
     repo.write("notsigma.yml", "just: some\nother: yaml\n");
     repo.commit("mixed");
@@ -164,13 +189,24 @@ fn bad_rules_are_reported_with_file_and_line_and_skipped() {
     let summary = env.build(&["--source", "r", "--out", "out"]);
     assert_eq!(summary["values"], 1);
     let warnings = summary["warnings"].as_array().unwrap();
-    let files: Vec<&str> = warnings.iter().map(|w| w["file"].as_str().unwrap()).collect();
+    let files: Vec<&str> = warnings
+        .iter()
+        .map(|w| w["file"].as_str().unwrap())
+        .collect();
     assert_eq!(
         files,
-        ["r:dupkey.yml", "r:latin1.yml", "r:syntax.yml", "r:types.yml"],
+        [
+            "r:dupkey.yml",
+            "r:latin1.yml",
+            "r:syntax.yml",
+            "r:types.yml"
+        ],
         "{warnings:#?}"
     );
-    assert!(warnings.iter().all(|w| w["line"].as_u64().is_some()), "{warnings:#?}");
+    assert!(
+        warnings.iter().all(|w| w["line"].as_u64().is_some()),
+        "{warnings:#?}"
+    );
     assert_eq!(warnings[1]["line"], 1, "non-UTF-8 byte on line 1");
 
     // --strict: exit 1, nothing written, the previous galaxy intact.
@@ -204,13 +240,21 @@ fn duplicate_ids_and_missing_ids_get_derived_uuids() {
     assert_ne!(second, no_id);
     let warnings = summary["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1);
-    assert!(warnings[0]["message"].as_str().unwrap().contains("already used"));
+    assert!(
+        warnings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
     // Derived uuids depend on source name, path and index only: the same rule elsewhere is the same.
     let mut other = env.repo("elsewhere/r");
     other.write("c.yml", rule("No Id", None, "modified: 2024-05-06\n"));
     other.commit("x");
     env.build(&["--source", "elsewhere/r", "--out", "out2"]);
-    assert_eq!(by_title(&env.json("out2/clusters/sigma-rules.json"))["No Id"]["uuid"], no_id);
+    assert_eq!(
+        by_title(&env.json("out2/clusters/sigma-rules.json"))["No Id"]["uuid"],
+        no_id
+    );
 }
 
 #[test]
@@ -219,12 +263,18 @@ fn titles_colliding_without_case_are_made_unique() {
     let mut repo = env.repo("r");
     repo.write("a.yml", rule("Same Title", None, ""));
     repo.write("b.yml", rule("SAME title", None, ""));
-    repo.write("q.yml", "title: The \"Quoted\" One\ndetection:\n    condition: x\n");
+    repo.write(
+        "q.yml",
+        "title: The \"Quoted\" One\ndetection:\n    condition: x\n",
+    );
     repo.commit("c");
     let summary = env.build(&["--source", "r", "--out", "out"]);
     let values = by_title(&env.json("out/clusters/sigma-rules.json"));
     let titles: Vec<&String> = values.keys().collect();
-    assert_eq!(titles, ["SAME title (b.yml)", "Same Title", "The 'Quoted' One"]);
+    assert_eq!(
+        titles,
+        ["SAME title (b.yml)", "Same Title", "The 'Quoted' One"]
+    );
     assert_eq!(summary["warnings"].as_array().unwrap().len(), 2);
     let check = env.run(&[
         "validate",
@@ -267,7 +317,14 @@ fn attack_tags_and_sigma_relations_become_related_links() {
         ),
     );
     repo.commit("c");
-    env.build(&["--source", "r", "--out", "out", "--attack-clusters", "attack"]);
+    env.build(&[
+        "--source",
+        "r",
+        "--out",
+        "out",
+        "--attack-clusters",
+        "attack",
+    ]);
     let values = by_title(&env.json("out/clusters/sigma-rules.json"));
     let tag = "estimative-language:likelihood-probability=\"almost-certain\"";
     assert_eq!(
@@ -308,7 +365,10 @@ fn versions_rise_with_content_and_stay_without_changes() {
     assert_eq!(back["version"], repo.last_time() + 1);
     assert_eq!(back["removed"], 1);
     let galaxy = env.json("out/galaxies/sigma-rules.json");
-    assert_eq!(galaxy["version"], second["version"], "the galaxy follows the clock, never back");
+    assert_eq!(
+        galaxy["version"], second["version"],
+        "the galaxy follows the clock, never back"
+    );
 }
 
 #[test]
@@ -317,7 +377,11 @@ fn config_file_init_and_flag_overrides() {
     let init = env.run(&["init"]);
     assert_eq!(init.code, 0, "{}", init.stderr);
     assert!(env.read("sigma-galaxy.yml").contains("sources:"));
-    assert_eq!(env.run(&["init"]).code, 2, "init never overwrites without --force");
+    assert_eq!(
+        env.run(&["init"]).code,
+        2,
+        "init never overwrites without --force"
+    );
 
     let mut repo = env.repo("r");
     repo.write("rules/a.yml", rule("A", None, ""));
@@ -335,9 +399,19 @@ fn config_file_init_and_flag_overrides() {
     assert_eq!(cluster["values"].as_array().unwrap().len(), 1);
     env.json("built/galaxies/in-house-rules.json");
     // Flags override the file.
-    env.build(&["--config", "cfg/galaxy.yml", "--include", "**", "--out", "flag-out"]);
+    env.build(&[
+        "--config",
+        "cfg/galaxy.yml",
+        "--include",
+        "**",
+        "--out",
+        "flag-out",
+    ]);
     assert_eq!(
-        env.json("flag-out/clusters/in-house-rules.json")["values"].as_array().unwrap().len(),
+        env.json("flag-out/clusters/in-house-rules.json")["values"]
+            .as_array()
+            .unwrap()
+            .len(),
         2
     );
 }
@@ -360,6 +434,10 @@ fn usage_and_input_errors_have_distinct_exit_codes() {
     repo.commit("c");
     let badref = env.run(&["build", "--source", "r#no-such-branch"]);
     assert_eq!(badref.code, 1);
-    assert!(badref.stderr.contains("no-such-branch"), "{}", badref.stderr);
+    assert!(
+        badref.stderr.contains("no-such-branch"),
+        "{}",
+        badref.stderr
+    );
     assert_eq!(env.run(&["frobnicate"]).code, 2);
 }

@@ -794,6 +794,21 @@ fn private_ssh_builds_with_a_key_file() {
         work.git(&["rev-parse", "HEAD"])
     );
 
+    // A wrong passphrase: the key file is named, the passphrase is not shown.
+    let bad_pass = run(
+        &env,
+        &["build", "--out", "o2", "--state", "st2"],
+        &[("KEY_PASS", "wrong horse")],
+    );
+    assert_eq!(bad_pass.code, 1, "{}", bad_pass.stderr);
+    assert!(
+        bad_pass.stderr.contains("authentication failed"),
+        "{}",
+        bad_pass.stderr
+    );
+    assert!(bad_pass.stderr.contains("rules_key"), "{}", bad_pass.stderr);
+    assert!(!bad_pass.stderr.contains("horse"), "{}", bad_pass.stderr);
+
     // An unknown host key is refused, with its fingerprint and how to add it.
     std::fs::remove_dir_all(env.path("st")).unwrap();
     env.write(
@@ -850,7 +865,9 @@ fn locked_builds_reproduce_a_build_byte_for_byte_after_the_remote_moved_on() {
     let url = format!("git://127.0.0.1:{}/org/rules.git", daemon.port);
     env.write(
         "cfg/sigma-galaxy.yml",
-        &format!("sources:\n  - name: rules\n    location: {url}\n    ref: main\n"),
+        &format!(
+            "sources:\n  - name: rules\n    location: {url}\n    ref: main\n  - name: local\n    location: ../work\n"
+        ),
     );
     let cfg = ["--config", "cfg/sigma-galaxy.yml"];
     let locked_missing = run(&env, &["build", "--locked", cfg[0], cfg[1]], &[]);
@@ -894,6 +911,10 @@ fn locked_builds_reproduce_a_build_byte_for_byte_after_the_remote_moved_on() {
         &[],
     );
     assert_eq!(locked["sources"][0]["commit"], first_commit);
+    assert_eq!(
+        locked["sources"][1]["commit"], first_commit,
+        "a local source is pinned too"
+    );
     for f in ["clusters/sigma-rules.json", "galaxies/sigma-rules.json"] {
         assert_eq!(
             env.read(&format!("one/{f}")),
@@ -954,6 +975,13 @@ fn locked_builds_reproduce_a_build_byte_for_byte_after_the_remote_moved_on() {
     );
     assert!(
         disagree.stderr.contains(&format!("{url}x")),
+        "{}",
+        disagree.stderr
+    );
+    assert!(
+        disagree
+            .stderr
+            .contains("source local is locked but not configured"),
         "{}",
         disagree.stderr
     );
@@ -1135,7 +1163,14 @@ fn corpus_over_git_daemon_and_smart_http() {
     let srv = env.path("srv");
     std::fs::create_dir_all(&srv).unwrap();
     let served = srv.join("sigma.git");
-    git(&["init", "-q", "--bare", "-b", "main", served.to_str().unwrap()]);
+    git(&[
+        "init",
+        "-q",
+        "--bare",
+        "-b",
+        "main",
+        served.to_str().unwrap(),
+    ]);
     git(&[
         "-C",
         corpus_s,

@@ -1,6 +1,8 @@
 //! The integration tests: one binary, one harness, the real `sigma-galaxy` executable run in temporary
 //! folders against git repositories the tests build themselves.
 
+#![allow(clippy::unwrap_used)]
+
 mod build;
 mod harness;
 mod remote;

@@ -56,7 +56,12 @@ pub fn value_json(v: &Value, related: &[Relation]) -> Json {
     let r = &v.rule;
     let mut meta = Map::new();
     let mut refs: Vec<&str> = Vec::new();
-    for reference in r.references.iter().map(String::as_str).chain(v.link.as_deref()) {
+    for reference in r
+        .references
+        .iter()
+        .map(String::as_str)
+        .chain(v.link.as_deref())
+    {
         if !reference.is_empty() && !refs.contains(&reference) {
             refs.push(reference);
         }
@@ -183,7 +188,9 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
     let head = json::to_misp_json(&cluster_head(info, Vec::new()));
     let text = match head.strip_suffix("[]\n}\n") {
         Some(start) if !parts.is_empty() => {
-            let mut text = String::with_capacity(parts.iter().map(|p| p.1.len() + 6).sum::<usize>() + head.len());
+            let mut text = String::with_capacity(
+                parts.iter().map(|p| p.1.len() + 6).sum::<usize>() + head.len(),
+            );
             text.push_str(start);
             text.push_str("[\n    ");
             for (n, (_, frag)) in parts.iter().enumerate() {
@@ -298,7 +305,12 @@ pub fn write(
     let [known_cluster, known_galaxy] = known;
     let prev_cluster = previous(&cluster_file, known_cluster);
     let c = plan(cluster_file.clone(), cluster, prev_cluster.as_ref(), base);
-    let g = plan(galaxy_file.clone(), galaxy, previous(&galaxy_file, known_galaxy).as_ref(), base);
+    let g = plan(
+        galaxy_file.clone(),
+        galaxy,
+        previous(&galaxy_file, known_galaxy).as_ref(),
+        base,
+    );
     let (added, changed, removed) = count_changes(
         prev_cluster.as_ref().map(|p| &p.values),
         &c.fingerprint.values,
@@ -349,7 +361,11 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
         Some(p) => base.max(p.version + 1).min(MAX_VERSION),
         None => base,
     };
-    let body = text.trim_end().strip_suffix('}').unwrap_or(&text).trim_end();
+    let body = text
+        .trim_end()
+        .strip_suffix('}')
+        .unwrap_or(&text)
+        .trim_end();
     let bytes = format!("{body},\n  \"version\": {version}\n}}\n");
     let sha256 = sha256_hex(bytes.as_bytes());
     let rewrite = prev.is_none_or(|p| p.sha256 != sha256);
@@ -412,8 +428,8 @@ fn stage(path: &Path, bytes: &str) -> Result<tempfile::NamedTempFile> {
         Err(_) => readable_by_all(tmp.as_file()),
     }
     .and_then(|()| tmp.write_all(bytes.as_bytes()))
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    .and_then(|()| tmp.as_file().sync_all())
+    .map_err(|e| Error::io(tmp.path(), e))?;
     Ok(tmp)
 }
 
@@ -445,7 +461,10 @@ mod tests {
         assert_eq!(again.version, 1_700_000_000);
         assert!(!again.rewrite);
         // An older clock never lowers it; a newer one (rules changed, content did not) follows the clock.
-        assert_eq!(planned(1, Some(&first), 1_600_000_000).version, 1_700_000_000);
+        assert_eq!(
+            planned(1, Some(&first), 1_600_000_000).version,
+            1_700_000_000
+        );
         let newer = planned(1, Some(&first), 1_800_000_000);
         assert_eq!(newer.version, 1_800_000_000);
         assert!(newer.rewrite);
@@ -454,8 +473,14 @@ mod tests {
     #[test]
     fn new_content_with_an_old_clock_goes_up_by_one() {
         let first = planned(1, None, 1_700_000_000).fingerprint;
-        assert_eq!(planned(2, Some(&first), 1_600_000_000).version, 1_700_000_001);
-        assert_eq!(planned(2, Some(&first), 1_800_000_000).version, 1_800_000_000);
+        assert_eq!(
+            planned(2, Some(&first), 1_600_000_000).version,
+            1_700_000_001
+        );
+        assert_eq!(
+            planned(2, Some(&first), 1_800_000_000).version,
+            1_800_000_000
+        );
     }
 
     #[test]
@@ -468,13 +493,20 @@ mod tests {
         let p = planned(1, None, 1_700_000_000);
         let mut parsed: Json = serde_json::from_str(&p.bytes).expect("json");
         parsed.as_object_mut().expect("object").remove("version");
-        assert_eq!(Fingerprint::of(&parsed, p.version, p.fingerprint.sha256.clone()), p.fingerprint);
+        assert_eq!(
+            Fingerprint::of(&parsed, p.version, p.fingerprint.sha256.clone()),
+            p.fingerprint
+        );
     }
 
     #[test]
     fn value_counts_compare_by_uuid() {
-        let old = value_hashes(&json!({"values": [{"uuid": "a", "value": "A"}, {"uuid": "b", "value": "B"}]}));
-        let new = value_hashes(&json!({"values": [{"uuid": "a", "value": "A2"}, {"uuid": "c", "value": "C"}]}));
+        let old = value_hashes(
+            &json!({"values": [{"uuid": "a", "value": "A"}, {"uuid": "b", "value": "B"}]}),
+        );
+        let new = value_hashes(
+            &json!({"values": [{"uuid": "a", "value": "A2"}, {"uuid": "c", "value": "C"}]}),
+        );
         assert_eq!(count_changes(Some(&old), &new), (1, 1, 1));
         assert_eq!(count_changes(None, &new), (2, 0, 0));
     }

@@ -126,8 +126,18 @@ pub fn open(source: &SourceConfig, state: &Path) -> Result<Snapshot> {
     if prefix.is_some() {
         filter.prefix = prefix;
     }
-    let files = list_files(&repo, &commit.tree().map_err(|e| err(e.message().into()))?, &filter)
-        .map_err(|e| err(format!("reading the tree of {}: {}", commit.id(), e.message())))?;
+    let files = list_files(
+        &repo,
+        &commit.tree().map_err(|e| err(e.message().into()))?,
+        &filter,
+    )
+    .map_err(|e| {
+        err(format!(
+            "reading the tree of {}: {}",
+            commit.id(),
+            e.message()
+        ))
+    })?;
     let web = web_link(&repo, source);
     Ok(Snapshot {
         name: source.name.clone(),
@@ -243,6 +253,8 @@ fn web_link(repo: &Repository, source: &SourceConfig) -> Option<WebLink> {
         });
     }
     let remote = remote?;
-    let kind = source.host.or_else(|| weburl::detect_host_kind(&remote.host))?;
+    let kind = source
+        .host
+        .or_else(|| weburl::detect_host_kind(&remote.host))?;
     Some(WebLink::Forge { remote, kind })
 }

@@ -52,6 +52,9 @@ pub const MIRRORS_DIR: &str = "mirrors";
 const LOCATION_KEY: &str = "sigma-galaxy.location";
 const FETCHED_KEY: &str = "sigma-galaxy.fetched";
 
+/// What the credential callback answers once every credential was offered.
+const NO_MORE_CREDENTIALS: &str = "no more credentials to try";
+
 /// libgit2's depth that turns a shallow repository into a complete one.
 const UNSHALLOW: i32 = i32::MAX;
 
@@ -246,7 +249,9 @@ impl<'a> Job<'a> {
         }
 
         let outcome = self.fetch_and_resolve(&repo, &target, commit_ref)?;
-        self.remember(&repo)?;
+        if outcome.fetched.is_some() {
+            self.remember(&repo)?;
+        }
         drop(repo);
         if let Some(staging) = staging {
             let path = staging.keep();
@@ -306,7 +311,7 @@ impl<'a> Job<'a> {
             .and_then(|c| c.get_i64(FETCHED_KEY))
             .map_or_else(|_| "an earlier run".to_string(), utc_minute);
         self.note(&format!(
-            "source {}: offline: building {} of {} as fetched {when}",
+            "source {}: offline: building {} of {} as fetched on {when}",
             self.source.name,
             short(commit),
             self.shown
@@ -388,9 +393,11 @@ impl<'a> Job<'a> {
                 conn.remote()
                     .fetch(refspecs, Some(&mut opts), Some("sigma-galaxy: fetch"));
             bar.finish_and_clear();
-            let progress = conn.remote().stats();
-            stats.objects += progress.received_objects();
-            stats.bytes += progress.received_bytes();
+            if result.is_ok() {
+                let progress = conn.remote().stats();
+                stats.objects += progress.received_objects();
+                stats.bytes += progress.received_bytes();
+            }
             result
         };
         let failed = |e: git2::Error| self.git_error("fetching", &e, &talk);
@@ -587,7 +594,7 @@ impl<'a> Job<'a> {
             }
         }
         *talk.exhausted.borrow_mut() = true;
-        Err(git2::Error::from_str("no more credentials to try"))
+        Err(git2::Error::from_str(NO_MORE_CREDENTIALS))
     }
 
     /// User name, password and a description of where they came from, for http(s).
@@ -810,13 +817,21 @@ impl<'a> Job<'a> {
         if let Some(why) = talk.host_key.borrow().clone() {
             return self.error(format!("{doing} {}: {why}", self.shown));
         }
+        let offered = !talk.tried.borrow().is_empty();
         if e.code() == ErrorCode::Auth
             || *talk.exhausted.borrow()
             || e.message().contains("401")
             || e.message().contains("authentication")
+            // libssh2 refusing a key file (bad passphrase, unknown format) before the server sees it.
+            || (e.class() == ErrorClass::Ssh && offered && e.message().contains("key"))
         {
+            let detail = if e.message() == NO_MORE_CREDENTIALS {
+                String::new()
+            } else {
+                format!("{}; ", e.message())
+            };
             let hint = self.auth_hint(&talk.tried.borrow());
-            return self.error(format!("{doing} {}: {hint}", self.shown));
+            return self.error(format!("{doing} {}: {detail}{hint}", self.shown));
         }
         let hint = if e.code() == ErrorCode::Certificate {
             self.certificate_hint()
@@ -848,12 +863,13 @@ impl<'a> Job<'a> {
             return format!("authentication failed: no credentials were found; {what}");
         }
         let what = if ssh {
-            "check that the server accepts that key for this user"
+            "check the key file, its passphrase (ssh_key_passphrase_env) and that the server accepts \
+             that key for this user"
         } else {
             "check the credential's value, its expiry and its scopes (read access to the repository)"
         };
         format!(
-            "authentication failed: the server refused {}; {what}",
+            "authentication failed with {}; {what}",
             tried.join(", then ")
         )
     }

@@ -55,7 +55,9 @@ impl Ledger {
                 && !paths.contains(path)
                 && let Ok(index) = index.parse()
             {
-                orphans.entry((entry.content.as_str(), index)).or_insert(entry.uuid);
+                orphans
+                    .entry((entry.content.as_str(), index))
+                    .or_insert(entry.uuid);
             }
         }
         Lookup {
@@ -107,10 +109,22 @@ mod tests {
         let paths = HashSet::from(["edited.yml", "new/renamed.yml", "elsewhere/moved.yml"]);
         let look = ledger.lookup("s", &paths, &renames);
         assert_eq!(look.remembered("edited.yml", 0, "changed"), Some(a));
-        assert_eq!(look.remembered("new/renamed.yml", 1, "changed too"), Some(b));
+        assert_eq!(
+            look.remembered("new/renamed.yml", 1, "changed too"),
+            Some(b)
+        );
         assert_eq!(look.remembered("elsewhere/moved.yml", 0, "h3"), Some(c));
-        assert_eq!(look.remembered("elsewhere/moved.yml", 1, "h3"), None, "index matters");
+        assert_eq!(
+            look.remembered("elsewhere/moved.yml", 1, "h3"),
+            None,
+            "index matters"
+        );
         assert_eq!(look.remembered("brand-new.yml", 0, "h4"), None);
-        assert_eq!(ledger.lookup("other", &paths, &renames).remembered("edited.yml", 0, "h1"), None);
+        assert_eq!(
+            ledger
+                .lookup("other", &paths, &renames)
+                .remembered("edited.yml", 0, "h1"),
+            None
+        );
     }
 }

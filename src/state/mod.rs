@@ -156,7 +156,10 @@ impl State {
             match read_checked(&path) {
                 Ok(body) => body,
                 Err(problem) => {
-                    problems.push(Distrust { file: path, problem });
+                    problems.push(Distrust {
+                        file: path,
+                        problem,
+                    });
                     None
                 }
             }
@@ -409,7 +412,10 @@ mod tests {
     fn a_held_lock_fails_fast_with_no_wait() {
         let dir = tempfile::tempdir().expect("tempdir");
         let held = lock(dir.path(), true, true).expect("first lock");
-        assert!(matches!(lock(dir.path(), true, true), Err(Error::Locked { .. })));
+        assert!(matches!(
+            lock(dir.path(), true, true),
+            Err(Error::Locked { .. })
+        ));
         drop(held);
         lock(dir.path(), true, true).expect("free again");
     }

@@ -40,10 +40,16 @@ pub enum Reason {
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reason::NoState => write!(f, "no previous build in the state folder: building everything"),
+            Reason::NoState => write!(
+                f,
+                "no previous build in the state folder: building everything"
+            ),
             Reason::Full => write!(f, "--full: the cache and history walk were ignored"),
             Reason::Distrusted { file, problem } => {
-                write!(f, "state file {file} was not used ({problem}): building without it")
+                write!(
+                    f,
+                    "state file {file} was not used ({problem}): building without it"
+                )
             }
             Reason::ToolChanged { from, to } => {
                 write!(f, "sigma-galaxy {from} made the last build, this is {to}")
@@ -54,10 +60,18 @@ impl std::fmt::Display for Reason {
             Reason::SourceRemoved { source } => write!(f, "source {source} was removed"),
             Reason::SourceMoved { source, from, to } => {
                 let short = |c: &str| c.chars().take(12).collect::<String>();
-                write!(f, "source {source} moved from {} to {}", short(from), short(to))
+                write!(
+                    f,
+                    "source {source} moved from {} to {}",
+                    short(from),
+                    short(to)
+                )
             }
             Reason::SourceSettingsChanged { source } => {
-                write!(f, "source {source}: its globs, sub-folder or link style changed")
+                write!(
+                    f,
+                    "source {source}: its globs, sub-folder or link style changed"
+                )
             }
             Reason::OutputsChanged => {
                 write!(f, "the output files differ from what the last build wrote")
