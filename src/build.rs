@@ -91,8 +91,12 @@ pub fn build(config: &Config) -> Result<Summary> {
 
     let cluster_file = emit::cluster_path(&config.out, &config.galaxy.kind);
     let galaxy_file = emit::galaxy_path(&config.out, &config.galaxy.kind);
+    let damaged = reasons
+        .iter()
+        .any(|r| matches!(r, Reason::Distrusted { .. }));
     match &prev.build {
-        Some(rec) if rec.key == key_hash => {
+        // A damaged state file is repaired even when nothing else changed.
+        Some(rec) if rec.key == key_hash && !damaged => {
             if outputs_match(rec, &cluster_file, &galaxy_file) {
                 return Ok(unchanged_summary(
                     rec,

@@ -146,12 +146,14 @@ pub fn walk(
     let mut commit = repo.find_commit(tip)?;
     let mut reached_stop = false;
     let mut commits = 0;
+    let mut oldest = commit.time().seconds();
     loop {
         if Some(commit.id()) == stop {
             reached_stop = true;
             break;
         }
         commits += 1;
+        oldest = commit.time().seconds();
         let parent = commit.parent(0).ok();
         let tree = commit.tree()?;
         let parent_tree = parent.as_ref().map(|p| p.tree()).transpose()?;
@@ -201,8 +203,9 @@ pub fn walk(
     }
     let clock = match clock {
         Some(c) => c,
-        // No commit ever changed a rule file (an empty selection): the tip's time.
-        None => repo.find_commit(tip)?.time().seconds(),
+        // No commit ever changed a rule file (an empty selection): the oldest commit's time, which
+        // a later incremental walk keeps, so both agree.
+        None => oldest,
     };
     Ok((
         History {

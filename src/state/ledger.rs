@@ -3,9 +3,10 @@
 //! A derived uuid depends on the rule's path, so without a memory an edit is harmless but a rename
 //! would change it, and MISP would see a new value. The ledger remembers each such value's source,
 //! path, document index, uuid and content hash. When the next build meets a rule without a usable id,
-//! [`Ledger::remembered`] looks, in order, for the same source, path and index (an edit in place), the
-//! path git's rename detection says the file came from (a rename, even with edits), then the same content
-//! at a path that no longer exists (a move git did not pair up). The first hit keeps its uuid.
+//! [`Lookup::remembered`] looks, in order, for the path git's rename detection says the file came from (a
+//! rename, even with edits; it wins over a rule that left the same path), else the same source, path and
+//! index (an edit in place), then the same content at a path that no longer exists (a move git did not
+//! pair up). The first hit keeps its uuid.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -83,13 +84,12 @@ impl Lookup<'_> {
     /// The uuid remembered for document `index` of `path` (whose bytes hash to `content`), if any.
     pub fn remembered(&self, path: &str, index: u32, content: &str) -> Option<Uuid> {
         let entries = self.entries?;
-        entries
-            .get(&slot(path, index))
-            .or_else(|| {
-                let old = self.renames.get(path)?;
-                entries.get(&slot(old, index))
-            })
-            .map(|e| e.uuid)
+        // A file renamed onto a path that another rule left takes its own history, not the path's.
+        match self.renames.get(path) {
+            Some(old) => entries.get(&slot(old, index)),
+            None => entries.get(&slot(path, index)),
+        }
+        .map(|e| e.uuid)
             .or_else(|| self.orphans.get(&(content, index)).copied())
     }
 }

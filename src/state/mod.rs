@@ -252,6 +252,10 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
         .and_then(|()| tmp.write_all(&body))
         .map_err(|e| Error::io(tmp.path(), e))?;
     let path = dir.join(name);
+    if path.is_dir() {
+        // Not ours to keep: a state file's place is taken by a folder.
+        std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+    }
     tmp.persist(&path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
