@@ -90,7 +90,7 @@ impl Lookup<'_> {
             None => entries.get(&slot(path, index)),
         }
         .map(|e| e.uuid)
-            .or_else(|| self.orphans.get(&(content, index)).copied())
+        .or_else(|| self.orphans.get(&(content, index)).copied())
     }
 }
 
