@@ -437,8 +437,6 @@ fn idless_rules_keep_their_uuids_through_edits_renames_and_moves() {
     );
 }
 
-/// A rule renamed onto a path whose rule was deleted in the same commit, and two rules swapping paths:
-/// each keeps its own uuid (its content is what the ledger recorded), not the one of the path it takes.
 // ---------------------------------------------------------------------------------------------------
 // 2. Incremental equals clean
 // ---------------------------------------------------------------------------------------------------
@@ -1271,7 +1269,6 @@ fn deleting_state_files_falls_back_to_an_exact_build() {
     }
 }
 
-/// A state file replaced by a folder of the same name: reported, and the build still succeeds exactly.
 // ---------------------------------------------------------------------------------------------------
 // 5. A run killed mid-write
 // ---------------------------------------------------------------------------------------------------
