@@ -759,7 +759,7 @@ impl Replay {
                 let n = self.next;
                 self.next += 2;
                 let with_id = with_id || self.ids_only;
-                let ext = if n % 3 == 0 { "yaml" } else { "yml" };
+                let ext = if n.is_multiple_of(3) { "yaml" } else { "yml" };
                 let path = format!("{}/r{n}.{ext}", FOLDERS[folder]);
                 let doc = |k: u32, title: String| Doc {
                     title,
