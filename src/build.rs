@@ -63,6 +63,13 @@ pub fn build(config: &Config) -> Result<Summary> {
         }
         reasons.push(r);
     }
+    // The commits last built, per source: renames since then keep id-less uuids, even under --full.
+    let last_built: HashMap<String, String> = prev
+        .sources
+        .sources
+        .iter()
+        .map(|(name, s)| (name.clone(), s.commit.clone()))
+        .collect();
     if config.full {
         // Identity is not cache: keep the UUID ledger.
         prev = State {
@@ -147,8 +154,9 @@ pub fn build(config: &Config) -> Result<Summary> {
             old.map(|o| &o.history),
         )
         .map_err(source_err)?;
-        let renames = old
-            .and_then(|o| git2::Oid::from_str(&o.commit).ok())
+        let renames = last_built
+            .get(&snap.name)
+            .and_then(|c| git2::Oid::from_str(c).ok())
             .filter(|&c| c != snap.commit)
             .and_then(|c| diff::renames(&snap.repo, c, snap.commit, &snap.filter).ok())
             .unwrap_or_default();

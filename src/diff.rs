@@ -227,7 +227,11 @@ pub fn renames(
     let old_tree = repo.find_commit(old)?.tree()?;
     let new_tree = repo.find_commit(new)?.tree()?;
     let mut diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)?;
-    diff.find_similar(Some(DiffFindOptions::new().renames(true)))?;
+    // Breaking rewrites lets a file renamed onto a path that another file left (or two files swapping
+    // paths) be seen as the rename it is, not as an edit of that path.
+    diff.find_similar(Some(
+        DiffFindOptions::new().renames(true).break_rewrites(true),
+    ))?;
     let mut out = HashMap::new();
     for delta in diff.deltas() {
         if delta.status() != Delta::Renamed {

@@ -1579,3 +1579,193 @@ fn no_wait_fails_fast_on_a_held_lock_and_a_waiting_run_finishes_after_release() 
     assert_eq!(s["wrote"], true);
     assert_same(&outputs(&env, "out"), &clean, "after waiting");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Options changed; cases that once were bugs
+// ---------------------------------------------------------------------------------------------------
+
+/// The cluster without its `version` (which, by design, rises on every content change in one output
+/// folder and so differs from a clean build's after an option flips back and forth).
+fn without_version(bytes: &[u8]) -> Json {
+    let mut json = parse(bytes);
+    json.as_object_mut().unwrap().remove("version");
+    json
+}
+
+/// Options changed between runs: the parse results are reused (nothing is parsed), and the output is
+/// what a clean build with the new options gives (but for the version, which only rises).
+#[test]
+fn changed_options_reuse_parse_results_and_equal_a_clean_build() {
+    let env = Env::new();
+    let mut repo = env.repo("rules");
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://github.com/example/rules.git",
+    ]);
+    for n in 1..=4 {
+        repo.write(&format!("windows/rule{n}.yml"), id_rule(n, 0, 0));
+    }
+    repo.write(
+        "filters/f.yml",
+        "title: A filter\nid: 00000000-0000-4000-8000-0000000000ff\nlogsource:\n    product: windows\n\
+         filter:\n    rules:\n        - 00000000-0000-4000-8000-000000000001\n    selection:\n\
+         \x20       User: admin\n    condition: not selection\n",
+    );
+    repo.commit("rules and a filter");
+    repo.write("windows/rule1.yml", id_rule(1, 1, 0));
+    repo.commit("an edit, so that last-change and commit links differ");
+    let first = build_into(&env, "rules", "out", "state", &[]);
+    let mut version = first["version"].as_i64().unwrap();
+    for (label, extra) in [
+        ("--ref-style commit", &["--ref-style", "commit"][..]),
+        ("--filters", &["--filters"][..]),
+        (
+            "--ref-style branch --filters",
+            &["--ref-style", "branch", "--filters"][..],
+        ),
+        ("back to the defaults", &[][..]),
+    ] {
+        let s = build_into(&env, "rules", "out", "state", extra);
+        assert_eq!(s["parsed"], 0, "{label}: {s:#}");
+        assert_eq!(s["wrote"], true, "{label}");
+        assert!(
+            s["version"].as_i64().unwrap() > version,
+            "{label}: the version rises"
+        );
+        version = s["version"].as_i64().unwrap();
+        let (_, clean) = clean_build(&env, "rules", extra);
+        let files = outputs(&env, "out");
+        assert_eq!(files[1], clean[1], "{label}: galaxy file");
+        assert_eq!(
+            without_version(&files[0]),
+            without_version(&clean[0]),
+            "{label}: cluster"
+        );
+    }
+}
+
+/// BUG (src/diff.rs `renames` + src/state/ledger.rs `Lookup::remembered`): a rule renamed onto a path
+/// whose rule was deleted in the same commit, and two rules swapping paths, take the uuid of the path
+/// instead of keeping their own. git reports the target path as *modified*, not as a rename, unless
+/// rewrites are broken up (`DiffFindOptions::break_rewrites(true)`).
+#[test]
+fn a_rule_renamed_onto_a_freed_path_keeps_its_own_uuid() {
+    let env = Env::new();
+    let mut repo = env.repo("rules");
+    for t in ["Mover", "Leaver", "Left", "Right"] {
+        repo.write(&format!("{}.yml", slug(t)), rule_text(t, None, 0, 0));
+    }
+    repo.commit("four rules");
+    build_into(&env, "rules", "out", "state", &[]);
+    let before = uuids(&env.json(&format!("out/{CLUSTER}")));
+
+    repo.remove("leaver.yml");
+    repo.rename("mover.yml", "leaver.yml");
+    repo.rename("left.yml", "tmp.yml");
+    repo.rename("right.yml", "left.yml");
+    repo.rename("tmp.yml", "right.yml");
+    repo.commit("mover takes leaver's place; left and right swap");
+    build_into(&env, "rules", "out", "state", &[]);
+    let after = uuids(&env.json(&format!("out/{CLUSTER}")));
+    let mut wrong = Vec::new();
+    for t in ["Mover", "Left", "Right"] {
+        if after[t] != before[t] {
+            let took = before
+                .iter()
+                .find(|(_, u)| **u == after[t])
+                .map(|(k, _)| k.as_str());
+            wrong.push(format!(
+                "{t}: {} → {} (the uuid of {took:?})",
+                before[t], after[t]
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "uuids followed the path, not the rule:\n{}",
+        wrong.join("\n")
+    );
+}
+
+fn replace_by_folder(p: &Path) {
+    std::fs::remove_file(p).unwrap();
+    std::fs::create_dir_all(p.join("inside")).unwrap();
+    std::fs::write(p.join("inside/file"), "x").unwrap();
+}
+
+/// BUG (src/state/mod.rs `invalidate`): `build.json` replaced by a folder is reported as distrusted, but
+/// `invalidate` then calls `remove_file` on the folder and the build fails with "Is a directory".
+#[test]
+fn a_state_file_replaced_by_a_folder_does_not_stop_the_build() {
+    let env = Env::new();
+    let (c1, c2) = damage_fixture(&env);
+    let attack: &[&str] = &["--attack-clusters", "attack"];
+    let source = format!("rules#{c2}");
+    let (_, clean) = clean_build(&env, &source, attack);
+    let mut failures = Vec::new();
+    for file in STATE_FILES {
+        remove_dir(&env.path("out"));
+        remove_dir(&env.path("state"));
+        build_into(&env, &format!("rules#{c1}"), "out", "state", attack);
+        replace_by_folder(&env.path("state").join(file));
+        let mut args = vec!["build", "--json", "--source", &source];
+        args.extend(["--out", "out", "--state", "state"]);
+        args.extend_from_slice(attack);
+        let run = env.run(&args);
+        if run.code != 0 {
+            failures.push(format!(
+                "{file} is a folder: exit {}: {}",
+                run.code,
+                run.stderr.trim()
+            ));
+            continue;
+        }
+        if !distrusted(&run.json()).iter().any(|f| f.ends_with(file)) {
+            failures.push(format!("{file} is a folder: not reported as distrusted"));
+        }
+        if outputs(&env, "out") != clean {
+            failures.push(format!(
+                "{file} is a folder: output differs from a clean build"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// BUG (src/build.rs, `--full`): `--full` keeps the ledger "so uuids stay stable", but it also drops the
+/// previous commit of each source, so no git rename is found: a rule renamed *and edited* since the last
+/// build gets a new derived uuid under `--full` (a pure rename survives through the content match).
+#[test]
+fn full_build_keeps_the_uuid_of_a_rule_renamed_and_edited_since_the_last_build() {
+    let env = Env::new();
+    let mut repo = env.repo("rules");
+    repo.write("windows/alpha.yml", rule_text("Alpha", None, 0, 0));
+    repo.write("windows/beta.yml", rule_text("Beta", None, 0, 0));
+    repo.commit("one");
+    build_into(&env, "rules", "out", "state", &[]);
+    let first = uuids(&env.json(&format!("out/{CLUSTER}")));
+    repo.rename("windows/alpha.yml", "linux/alpha.yml");
+    repo.write("linux/alpha.yml", rule_text("Alpha", None, 1, 0));
+    repo.rename("windows/beta.yml", "linux/beta.yml");
+    repo.commit("both moved, one edited");
+    copy_dir(&env.path("state"), &env.path("state-copy"));
+    build_into(&env, "rules", "out", "state", &[]);
+    assert_eq!(
+        uuids(&env.json(&format!("out/{CLUSTER}"))),
+        first,
+        "incremental"
+    );
+    build_into(&env, "rules", "out-full", "state-copy", &["--full"]);
+    assert_eq!(
+        uuids(&env.json(&format!("out-full/{CLUSTER}"))),
+        first,
+        "--full, same state"
+    );
+}

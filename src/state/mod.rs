@@ -263,7 +263,12 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
 /// Forgets the last build record, before any work starts: an interrupted run then never looks fresh.
 pub fn invalidate(dir: &Path) -> Result<()> {
     let path = dir.join(BUILD);
-    match std::fs::remove_file(&path) {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(&path)
+    } else {
+        std::fs::remove_file(&path)
+    };
+    match removed {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
         _ => Ok(()),
     }
