@@ -26,7 +26,7 @@ use crate::harness::{Env, Repo, rule};
 const GALAXY: Uuid = Uuid::from_u128(0x9cf7cd2e_d5f1_48c4_9909_7896ba1c96b2);
 const CLUSTER: &str = "clusters/sigma-rules.json";
 const GALAXY_FILE: &str = "galaxies/sigma-rules.json";
-const STATE_FILES: [&str; 4] = ["build.json", "sources.json", "parsed.json", "attack.json"];
+const STATE_FILES: [&str; 4] = ["build.json", "sources.bin", "parsed.bin", "attack.bin"];
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
@@ -1036,17 +1036,25 @@ fn damages() -> Vec<Damage> {
         b[last] ^= 0x01;
         std::fs::write(p, b).unwrap();
     }
+    fn split_header(p: &Path) -> (String, Vec<u8>) {
+        let b = std::fs::read(p).unwrap();
+        let nl = b.iter().position(|&c| c == b'\n').unwrap();
+        (
+            String::from_utf8(b[..nl].to_vec()).unwrap(),
+            b[nl + 1..].to_vec(),
+        )
+    }
     fn other_format(p: &Path) {
-        let text = std::fs::read_to_string(p).unwrap();
-        let (header, body) = text.split_once('\n').unwrap();
+        let (header, body) = split_header(p);
         let mut parts: Vec<String> = header.split(' ').map(str::to_string).collect();
         parts[1] = (parts[1].parse::<u32>().unwrap() + 1).to_string();
-        std::fs::write(p, format!("{}\n{body}", parts.join(" "))).unwrap();
+        let mut out = format!("{}\n", parts.join(" ")).into_bytes();
+        out.extend_from_slice(&body);
+        std::fs::write(p, out).unwrap();
     }
     fn foreign_body(p: &Path) {
         // A header that checks out, over a body of another shape.
-        let text = std::fs::read_to_string(p).unwrap();
-        let (header, _) = text.split_once('\n').unwrap();
+        let (header, _) = split_header(p);
         let body = br#"{"something": ["else"]}"#;
         let parts: Vec<&str> = header.split(' ').collect();
         let sum = sigma_galaxy::state::sha256_hex(body);
@@ -1079,7 +1087,7 @@ fn damages() -> Vec<Damage> {
 }
 
 /// A repository whose two commits differ by edits and an addition but no rename, with ATT&CK links, so
-/// that every state file (attack.json too) exists and a clean build gives the same bytes.
+/// that every state file (attack.bin too) exists and a clean build gives the same bytes.
 fn damage_fixture(env: &Env) -> (String, String) {
     let attack = serde_json::json!({"values": [
         {"uuid": "00000000-0000-4000-8000-0000000000a1", "value": "T", "meta": {"external_id": "T1059.001"}},
@@ -1139,7 +1147,7 @@ fn a_damaged_state_file_is_reported_and_the_build_stays_exact() {
     }
 
     let mut failures = Vec::new();
-    for file in ["build.json", "sources.json", "parsed.json", "attack.json"] {
+    for file in ["build.json", "sources.bin", "parsed.bin", "attack.bin"] {
         for (what, damage) in damages() {
             let label = format!("{file} {what}");
             remove_dir(&env.path("out"));
@@ -1162,7 +1170,7 @@ fn a_damaged_state_file_is_reported_and_the_build_stays_exact() {
             if outputs(&env, "out") != clean2 {
                 failures.push(format!("{label}: output differs from a clean build"));
             }
-            if file == "parsed.json" && s["parsed"] != total2 {
+            if file == "parsed.bin" && s["parsed"] != total2 {
                 failures.push(format!("{label}: parsed {} of {total2}", s["parsed"]));
             }
             // The state was rewritten whole: the next run trusts it and has nothing to do.
@@ -1646,10 +1654,8 @@ fn changed_options_reuse_parse_results_and_equal_a_clean_build() {
     }
 }
 
-/// BUG (src/diff.rs `renames` + src/state/ledger.rs `Lookup::remembered`): a rule renamed onto a path
-/// whose rule was deleted in the same commit, and two rules swapping paths, take the uuid of the path
-/// instead of keeping their own. git reports the target path as *modified*, not as a rename, unless
-/// rewrites are broken up (`DiffFindOptions::break_rewrites(true)`).
+/// A rule renamed onto a path whose rule was deleted in the same commit, and two rules swapping paths,
+/// keep their own uuids, not the path's (git sees such a path as modified unless rewrites are broken up).
 #[test]
 fn a_rule_renamed_onto_a_freed_path_keeps_its_own_uuid() {
     let env = Env::new();
@@ -1695,8 +1701,7 @@ fn replace_by_folder(p: &Path) {
     std::fs::write(p.join("inside/file"), "x").unwrap();
 }
 
-/// BUG (src/state/mod.rs `invalidate`): `build.json` replaced by a folder is reported as distrusted, but
-/// `invalidate` then calls `remove_file` on the folder and the build fails with "Is a directory".
+/// `build.json` replaced by a folder is reported as distrusted, and the build still succeeds exactly.
 #[test]
 fn a_state_file_replaced_by_a_folder_does_not_stop_the_build() {
     let env = Env::new();
@@ -1739,9 +1744,8 @@ fn a_state_file_replaced_by_a_folder_does_not_stop_the_build() {
     );
 }
 
-/// BUG (src/build.rs, `--full`): `--full` keeps the ledger "so uuids stay stable", but it also drops the
-/// previous commit of each source, so no git rename is found: a rule renamed *and edited* since the last
-/// build gets a new derived uuid under `--full` (a pure rename survives through the content match).
+/// `--full` keeps the ledger and the last built commits: a rule renamed *and edited* since the last build
+/// keeps its uuid under `--full` too.
 #[test]
 fn full_build_keeps_the_uuid_of_a_rule_renamed_and_edited_since_the_last_build() {
     let env = Env::new();

@@ -9,14 +9,18 @@
 //! ```text
 //! .sigma-galaxy/
 //!   lock          advisory lock held for the whole run (a second run waits, or fails with --no-wait)
-//!   build.json    the last successful build: its key, the hashes of the files it wrote, its summary
-//!   sources.json  per source: commit built, rule files (path → blob), history walk; the UUID ledger
-//!   parsed.json   the parse cache: parse key → parsed records, and blob id → content hash
-//!   attack.json   the ATT&CK index, with the SHA-256 of the cluster files it was read from
+//!   build.json    the last successful build: its key (and the key's inputs, to tell what changed),
+//!                 the hashes of the files it wrote, its summary
+//!   sources.bin   per source: commit built, rule files (path → blob), history walk; the UUID ledger;
+//!                 fingerprints of the files written (content and per-value hashes)
+//!   parsed.bin    the parse cache: parse key → parsed records, and blob id → content hash
+//!   attack.bin    the ATT&CK index, with the SHA-256 of the cluster files it was read from
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
 //!
-//! Every file is one header line `sigma-galaxy-state <FORMAT> <sha256 of the rest>` and a JSON body.
+//! Every file is one header line `sigma-galaxy-state <FORMAT> <sha256 of the rest>` and a body:
+//! JSON for the small build record (readable when debugging why something was rebuilt), postcard (a
+//! compact binary serde format) for the megabytes of cache, which a run reads and writes whole.
 //! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
 //! ignored: the run falls back to a clean build with the same result. Files are written atomically
 //! (temporary file, rename).
@@ -67,13 +71,13 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
-const SOURCES: &str = "sources.json";
-const PARSED: &str = "parsed.json";
-const ATTACK: &str = "attack.json";
+const SOURCES: &str = "sources.bin";
+const PARSED: &str = "parsed.bin";
+const ATTACK: &str = "attack.bin";
 
 /// The record of the last successful build.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +108,7 @@ pub struct SourceState {
     pub history: History,
 }
 
-/// Per-source state, the ledger and what was last written (`sources.json`).
+/// Per-source state, the ledger and what was last written (`sources.bin`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sources {
     pub sources: BTreeMap<String, SourceState>,
@@ -113,7 +117,7 @@ pub struct Sources {
     pub outputs: [Option<crate::emit::Fingerprint>; 2],
 }
 
-/// The parse cache (`parsed.json`).
+/// The parse cache (`parsed.bin`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParseCache {
     /// Blob id → hex SHA-256 of its bytes (so unchanged files need not be read at all).
@@ -122,7 +126,7 @@ pub struct ParseCache {
     pub entries: BTreeMap<String, ParsedFile>,
 }
 
-/// The ATT&CK index read from a `--attack-clusters` folder (`attack.json`).
+/// The ATT&CK index read from a `--attack-clusters` folder (`attack.bin`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackCache {
     /// Hex SHA-256 over the cluster files' hashes.
@@ -184,7 +188,13 @@ fn decode_body<T: DeserializeOwned>(
     body: Option<Vec<u8>>,
     problems: &mut Vec<Distrust>,
 ) -> Option<T> {
-    match serde_json::from_slice(&body?) {
+    let body = body?;
+    let decoded = if is_json(name) {
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
+    } else {
+        postcard::from_bytes(&body).map_err(|e| e.to_string())
+    };
+    match decoded {
         Ok(v) => Some(v),
         Err(e) => {
             problems.push(Distrust {
@@ -239,8 +249,18 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Writes one state file atomically, with its header.
+/// Whether a state file is JSON (else postcard), by its name.
+fn is_json(name: &str) -> bool {
+    name.ends_with(".json")
+}
+
 fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
-    let body = serde_json::to_vec(value).map_err(|e| Error::io(dir.join(name), e.into()))?;
+    let encoded = if is_json(name) {
+        serde_json::to_vec(value).map_err(|e| e.to_string())
+    } else {
+        postcard::to_stdvec(value).map_err(|e| e.to_string())
+    };
+    let body = encoded.map_err(|e| Error::io(dir.join(name), std::io::Error::other(e)))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".state-")
         .tempfile_in(dir)
@@ -385,7 +405,11 @@ mod tests {
         bytes[last] ^= 0x20;
         std::fs::write(path(SOURCES), &bytes).expect("write");
         let text = std::fs::read_to_string(path(BUILD)).expect("read");
-        std::fs::write(path(BUILD), text.replacen(" 1 ", " 99 ", 1)).expect("write");
+        std::fs::write(
+            path(BUILD),
+            text.replacen(&format!(" {FORMAT} "), " 99 ", 1),
+        )
+        .expect("write");
         let (state, problems) = State::load(dir.path());
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(state.build.is_none());
