@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::merge::{self, Candidate};
 use crate::parse::{self, ParsedFile};
 use crate::relate::{self, AttackIndex};
-use crate::report::{SourceSummary, Summary, Warning};
+use crate::report::{SourceSummary, Stopwatch, Summary, Timing, Warning};
 use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
 use crate::state::reason::Reason;
@@ -50,9 +50,12 @@ pub fn build(config: &Config) -> Result<Summary> {
         config.output,
         crate::config::Output::Human { quiet: true, .. }
     );
+    let mut clock = Stopwatch::default();
     let _lock = state::lock(&config.state, config.no_wait, quiet)?;
+    clock.lap("lock");
     let mut reasons = Vec::new();
     let (mut prev, distrusted) = State::load(&config.state);
+    clock.lap("state load");
     for d in distrusted {
         let r = Reason::Distrusted {
             file: d.file.display().to_string(),
@@ -87,6 +90,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         .iter()
         .map(|s| sources::open(s, &config.state))
         .collect::<Result<_>>()?;
+    clock.lap("sources");
     let attack_hash = config
         .attack_clusters
         .as_deref()
@@ -105,12 +109,10 @@ pub fn build(config: &Config) -> Result<Summary> {
         // A damaged state file is repaired even when nothing else changed.
         Some(rec) if rec.key == key_hash && !damaged => {
             if outputs_match(rec, &cluster_file, &galaxy_file) {
-                return Ok(unchanged_summary(
-                    rec,
-                    &snapshots,
-                    &cluster_file,
-                    &galaxy_file,
-                ));
+                clock.lap("fresh check");
+                let mut summary = unchanged_summary(rec, &snapshots, &cluster_file, &galaxy_file);
+                summary.timings = timings(config, clock);
+                return Ok(summary);
             }
             reasons.push(Reason::OutputsChanged);
         }
@@ -118,6 +120,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         None if !config.full && prev.sources.sources.is_empty() => reasons.push(Reason::NoState),
         None => {}
     }
+    clock.lap("fresh check");
     state::invalidate(&config.state)?;
     let attack = match (config.attack_clusters.as_deref(), attack_hash) {
         (Some(dir), Some(hash)) => Some(match prev.attack.take() {
@@ -130,6 +133,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         _ => None,
     };
 
+    clock.lap("attack index");
     // diff: history walks and renames, per source.
     let mut new_sources = Sources::default();
     let mut all_renames = Vec::new();
@@ -177,6 +181,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         );
     }
 
+    clock.lap("diff");
     // parse: reuse what the cache knows, parse the rest in parallel.
     let mut jobs: Vec<FileJob> = Vec::new();
     for (s, snap) in snapshots.iter().enumerate() {
@@ -225,6 +230,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         jobs[i].parsed = Some(p);
     }
 
+    clock.lap("parse");
     // state: the new cache holds exactly the current files.
     let mut cache = ParseCache::default();
     for job in &jobs {
@@ -288,6 +294,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         }
     }
     drop(lookups);
+    clock.lap("candidates");
     let values = merge::merge(
         candidates,
         &names,
@@ -315,6 +322,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         }
     }
 
+    clock.lap("merge");
     // relate, then emit.
     let related = relate::relate(&values, attack.as_ref().map(|a| &a.index));
     warnings.sort();
@@ -326,18 +334,23 @@ pub fn build(config: &Config) -> Result<Summary> {
             count: warnings.len(),
         });
     }
-    let clock = histories.iter().map(|h| h.clock).max().unwrap_or(1);
+    clock.lap("relate");
+    let content_clock = histories.iter().map(|h| h.clock).max().unwrap_or(1);
+    let cluster = emit::cluster_content(&config.galaxy, &values, &related);
+    let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
+    clock.lap("format");
     let written = emit::write(
         &config.out,
         &config.galaxy.kind,
-        emit::cluster_content(&config.galaxy, &values, &related),
-        emit::Content::of(&emit::galaxy_json(&config.galaxy)),
-        clock,
+        cluster,
+        galaxy,
+        content_clock,
         [
             prev.sources.outputs[0].as_ref(),
             prev.sources.outputs[1].as_ref(),
         ],
     )?;
+    clock.lap("write");
 
     let [cluster_print, galaxy_print] = written.fingerprints;
     let record = BuildRecord {
@@ -357,6 +370,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         attack.as_ref(),
         &record,
     )?;
+    clock.lap("state save");
 
     Ok(Summary {
         values: values.len(),
@@ -372,7 +386,17 @@ pub fn build(config: &Config) -> Result<Summary> {
         sources: source_summaries(&snapshots),
         warnings,
         reasons,
+        timings: timings(config, clock),
     })
+}
+
+/// The stage timings, when asked for with --verbose.
+fn timings(config: &Config, clock: Stopwatch) -> Vec<Timing> {
+    if config.output.verbose() {
+        clock.finish()
+    } else {
+        Vec::new()
+    }
 }
 
 fn source_summaries(snapshots: &[Snapshot]) -> Vec<SourceSummary> {
@@ -409,6 +433,7 @@ fn unchanged_summary(
         sources: source_summaries(snapshots),
         warnings: rec.warnings.clone(),
         reasons: Vec::new(),
+        timings: Vec::new(),
     }
 }
 

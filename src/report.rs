@@ -80,6 +80,49 @@ pub struct Summary {
     pub warnings: Vec<Warning>,
     /// Why work was done (per-file reasons only under --verbose).
     pub reasons: Vec<crate::state::reason::Reason>,
+    /// Time spent per pipeline stage, in order (under --verbose).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timings: Vec<Timing>,
+}
+
+/// Time spent in one pipeline stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timing {
+    pub stage: &'static str,
+    pub ms: f64,
+}
+
+/// Measures the pipeline stage by stage: each [`Stopwatch::lap`] closes the stage that was running.
+#[derive(Debug)]
+pub struct Stopwatch {
+    last: std::time::Instant,
+    laps: Vec<Timing>,
+}
+
+impl Default for Stopwatch {
+    fn default() -> Self {
+        Stopwatch {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+}
+
+impl Stopwatch {
+    /// Ends the stage named `stage` now.
+    pub fn lap(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push(Timing {
+            stage,
+            ms: (now - self.last).as_secs_f64() * 1000.0,
+        });
+        self.last = now;
+    }
+
+    /// The stages measured so far.
+    pub fn finish(self) -> Vec<Timing> {
+        self.laps
+    }
 }
 
 /// Prints the summary the way `output` asks: JSON on stdout, or lines on stderr.
@@ -99,6 +142,14 @@ pub fn print(summary: &Summary, output: Output) -> std::io::Result<()> {
             if verbose {
                 for r in &summary.reasons {
                     writeln!(err, "  {r}")?;
+                }
+                if !summary.timings.is_empty() {
+                    let laps: Vec<String> = summary
+                        .timings
+                        .iter()
+                        .map(|t| format!("{} {:.1} ms", t.stage, t.ms))
+                        .collect();
+                    writeln!(err, "timings: {}", laps.join(", "))?;
                 }
             }
             for s in &summary.sources {
