@@ -41,7 +41,23 @@ struct FileJob {
     blob: git2::Oid,
     /// Hex SHA-256 of the bytes, once known.
     content: Option<String>,
-    parsed: Option<ParsedFile>,
+    /// The parse key of its content, once its parse result is in the new cache.
+    key: Option<String>,
+}
+
+/// Makes sure the new cache has the entry `key`, moving it from the old cache if need be; false when
+/// neither has it.
+fn take_entry(old: &mut ParseCache, new: &mut ParseCache, key: &str) -> bool {
+    if new.entries.contains_key(key) {
+        return true;
+    }
+    match old.entries.remove(key) {
+        Some(parsed) => {
+            new.entries.insert(key.to_string(), parsed);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Builds the galaxy described by `config` and writes it (unless nothing changed).
@@ -85,7 +101,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         reasons.push(Reason::Full);
     }
 
-    let snapshots: Vec<Snapshot> = config
+    let mut snapshots: Vec<Snapshot> = config
         .sources
         .iter()
         .map(|s| sources::open(s, &config.state))
@@ -122,6 +138,23 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
     clock.lap("fresh check");
     state::invalidate(&config.state)?;
+    // The rule files: the previous build's list plus the tree differences when there is one.
+    for snap in &mut snapshots {
+        let filter_key = key::hash(&FilterKey::new(&snap.filter));
+        let updated = prev
+            .sources
+            .sources
+            .get(&snap.name)
+            .filter(|o| o.filter == filter_key)
+            .and_then(|o| {
+                diff::update_files(&snap.repo, &o.commit, &o.files, snap.commit, &snap.filter).ok()
+            });
+        match updated {
+            Some(files) => snap.files = files,
+            None => snap.list_files()?,
+        }
+    }
+    clock.lap("list");
     let attack = match (config.attack_clusters.as_deref(), attack_hash) {
         (Some(dir), Some(hash)) => Some(match prev.attack.take() {
             Some(cached) if cached.hash == hash => cached,
@@ -182,65 +215,84 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
 
     clock.lap("diff");
-    // parse: reuse what the cache knows, parse the rest in parallel.
+    // parse: reuse what the cache knows, parse the rest in parallel. Entries move from the old cache to
+    // the new one, which holds exactly the current files' contents.
+    let mut cache = ParseCache::default();
     let mut jobs: Vec<FileJob> = Vec::new();
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
             let content = prev.parsed.blobs.get(&f.blob.to_string()).cloned();
-            let parsed = content
+            let key = content
                 .as_deref()
-                .and_then(|c| prev.parsed.entries.get(&key::hash(&ParseKey::new(c))))
-                .cloned();
+                .map(|c| key::hash(&ParseKey::new(c)))
+                .filter(|k| take_entry(&mut prev.parsed, &mut cache, k));
             jobs.push(FileJob {
                 source: s,
                 path: f.path.clone(),
                 blob: f.blob,
                 content,
-                parsed,
+                key,
             });
         }
     }
-    let mut to_read: Vec<(usize, Vec<u8>)> = Vec::new();
-    for (i, job) in jobs.iter_mut().enumerate() {
-        if job.parsed.is_none() {
-            let bytes = snapshots[job.source].read(job.blob)?;
+    let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
+    // Reading and hashing happen in parallel too, each worker with its own repository handles
+    // (a git2 repository is not shared between threads).
+    let git_dirs: Vec<&Path> = snapshots.iter().map(|s| s.git_dir.as_path()).collect();
+    let source_names: Vec<&str> = snapshots.iter().map(|s| s.name.as_str()).collect();
+    let open_all = || -> std::result::Result<Vec<git2::Repository>, String> {
+        git_dirs
+            .iter()
+            .map(|d| git2::Repository::open(d).map_err(|e| e.message().to_string()))
+            .collect()
+    };
+    let read: Vec<(usize, Vec<u8>, String)> = unknown
+        .par_iter()
+        .map_init(open_all, |repos, &i| {
+            let job = &jobs[i];
+            let failed = |message: String| Error::Source {
+                source_name: source_names[job.source].to_string(),
+                message: format!("reading {}: {message}", job.path),
+            };
+            let repo = &repos.as_ref().map_err(|m| failed(m.clone()))?[job.source];
+            let bytes = repo
+                .find_blob(job.blob)
+                .map(|b| b.content().to_vec())
+                .map_err(|e| failed(e.message().to_string()))?;
             let content = sha256_hex(&bytes);
-            job.parsed = prev
-                .parsed
-                .entries
-                .get(&key::hash(&ParseKey::new(&content)))
-                .cloned();
-            job.content = Some(content);
-            if job.parsed.is_none() {
-                to_read.push((i, bytes));
-            }
+            Ok((i, bytes, content))
+        })
+        .collect::<Result<_>>()?;
+    let mut to_parse: Vec<(usize, Vec<u8>, String)> = Vec::new();
+    for (i, bytes, content) in read {
+        let key = key::hash(&ParseKey::new(&content));
+        jobs[i].content = Some(content);
+        if take_entry(&mut prev.parsed, &mut cache, &key) {
+            jobs[i].key = Some(key);
+        } else {
+            to_parse.push((i, bytes, key));
         }
     }
-    let parsed_now: Vec<(usize, ParsedFile)> = to_read
-        .par_iter()
-        .map(|(i, bytes)| (*i, parse::parse_file(bytes)))
+    let parsed_now: Vec<(usize, String, ParsedFile)> = to_parse
+        .into_par_iter()
+        .map(|(i, bytes, key)| (i, key, parse::parse_file(&bytes)))
         .collect();
     let parsed_count = parsed_now.len();
-    for (i, p) in parsed_now {
+    for (i, key, parsed) in parsed_now {
         if config.output.verbose() {
             reasons.push(Reason::NewContent {
                 file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
             });
         }
-        jobs[i].parsed = Some(p);
+        cache.entries.entry(key.clone()).or_insert(parsed);
+        jobs[i].key = Some(key);
     }
-
-    clock.lap("parse");
-    // state: the new cache holds exactly the current files.
-    let mut cache = ParseCache::default();
     for job in &jobs {
-        if let (Some(content), Some(parsed)) = (&job.content, &job.parsed) {
+        if let Some(content) = &job.content {
             cache.blobs.insert(job.blob.to_string(), content.clone());
-            cache
-                .entries
-                .insert(key::hash(&ParseKey::new(content)), parsed.clone());
         }
     }
+    clock.lap("parse");
 
     // merge: candidates in source, path, index order, with links and remembered uuids.
     let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
@@ -259,7 +311,9 @@ pub fn build(config: &Config) -> Result<Summary> {
         let snap = &snapshots[job.source];
         let content = job.content.as_deref().unwrap_or_default();
         contents.insert((job.source, job.path.as_str()), content);
-        let Some(file) = &job.parsed else { continue };
+        let Some(file) = job.key.as_ref().and_then(|k| cache.entries.get(k)) else {
+            continue;
+        };
         for p in &file.problems {
             warnings.push(Warning::new(
                 &snap.name,
@@ -359,6 +413,10 @@ pub fn build(config: &Config) -> Result<Summary> {
         cluster_sha256: cluster_print.sha256.clone(),
         galaxy_sha256: galaxy_print.sha256.clone(),
         values: values.len(),
+        files: snapshots
+            .iter()
+            .map(|s| (s.name.clone(), s.files.len()))
+            .collect(),
         version: written.version,
         warnings: warnings.clone(),
     };
@@ -383,7 +441,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         wrote: written.wrote,
         cluster: written.cluster.display().to_string(),
         galaxy: written.galaxy.display().to_string(),
-        sources: source_summaries(&snapshots),
+        sources: source_summaries(&snapshots, None),
         warnings,
         reasons,
         timings: timings(config, clock),
@@ -399,14 +457,20 @@ fn timings(config: &Config, clock: Stopwatch) -> Vec<Timing> {
     }
 }
 
-fn source_summaries(snapshots: &[Snapshot]) -> Vec<SourceSummary> {
+/// The sources as reported; `files` gives the rule file counts when they were not listed this run.
+fn source_summaries(
+    snapshots: &[Snapshot],
+    files: Option<&std::collections::BTreeMap<String, usize>>,
+) -> Vec<SourceSummary> {
     snapshots
         .iter()
         .map(|s| SourceSummary {
             name: s.name.clone(),
             location: s.location.clone(),
             commit: s.commit.to_string(),
-            files: s.files.len(),
+            files: files
+                .and_then(|f| f.get(&s.name).copied())
+                .unwrap_or(s.files.len()),
             links: s.web.is_some(),
         })
         .collect()
@@ -422,7 +486,7 @@ fn unchanged_summary(
     Summary {
         values: rec.values,
         parsed: 0,
-        reused: snapshots.iter().map(|s| s.files.len()).sum(),
+        reused: rec.files.values().sum(),
         added: 0,
         changed: 0,
         removed: 0,
@@ -430,7 +494,7 @@ fn unchanged_summary(
         wrote: false,
         cluster: cluster.display().to_string(),
         galaxy: galaxy.display().to_string(),
-        sources: source_summaries(snapshots),
+        sources: source_summaries(snapshots, Some(&rec.files)),
         warnings: rec.warnings.clone(),
         reasons: Vec::new(),
         timings: Vec::new(),

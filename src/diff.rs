@@ -24,6 +24,7 @@ use git2::{Delta, DiffFindOptions, Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PathFilter;
+use crate::sources::RuleFile;
 
 /// What the history walk remembers between runs, per source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +60,22 @@ fn changed_paths(
 ) -> Result<Vec<String>, git2::Error> {
     let mut out = Vec::new();
     compare_trees(repo, old, new, "", filter, &mut out)?;
+    Ok(out.into_iter().map(|(path, _)| path).collect())
+}
+
+/// Rule files that differ between two commits: path and the blob it has in `new` (`None`: gone).
+///
+/// With the previous commit's file list, this gives the new list without reading the whole tree.
+pub fn changed_files(
+    repo: &Repository,
+    old: Oid,
+    new: Oid,
+    filter: &PathFilter,
+) -> Result<Vec<(String, Option<Oid>)>, git2::Error> {
+    let old_tree = repo.find_commit(old)?.tree()?;
+    let new_tree = repo.find_commit(new)?.tree()?;
+    let mut out = Vec::new();
+    compare_trees(repo, Some(&old_tree), Some(&new_tree), "", filter, &mut out)?;
     Ok(out)
 }
 
@@ -68,7 +85,7 @@ fn compare_trees(
     new: Option<&git2::Tree<'_>>,
     dir: &str,
     filter: &PathFilter,
-    out: &mut Vec<String>,
+    out: &mut Vec<(String, Option<Oid>)>,
 ) -> Result<(), git2::Error> {
     let entries = |t: Option<&git2::Tree<'_>>| -> HashMap<Vec<u8>, (Oid, bool)> {
         t.map(|t| {
@@ -116,10 +133,39 @@ fn compare_trees(
         }
         let blob_changed = matches!(o, Some((_, false))) || matches!(n, Some((_, false)));
         if blob_changed && filter.matches(&path) {
-            out.push(path);
+            let blob = match n {
+                Some((id, false)) => Some(*id),
+                _ => None,
+            };
+            out.push((path, blob));
         }
     }
     Ok(())
+}
+
+/// The rule files of commit `new`, from those of commit `old` (path → blob id, as the state keeps
+/// them) and the differences between the two trees: the cost follows the change, not the repository.
+pub fn update_files(
+    repo: &Repository,
+    old: &str,
+    old_files: &BTreeMap<String, String>,
+    new: Oid,
+    filter: &PathFilter,
+) -> Result<Vec<RuleFile>, git2::Error> {
+    let mut files: BTreeMap<String, Oid> = old_files
+        .iter()
+        .map(|(path, blob)| Ok((path.clone(), Oid::from_str(blob)?)))
+        .collect::<Result<_, git2::Error>>()?;
+    for (path, blob) in changed_files(repo, Oid::from_str(old)?, new, filter)? {
+        match blob {
+            Some(blob) => files.insert(path, blob),
+            None => files.remove(&path),
+        };
+    }
+    Ok(files
+        .into_iter()
+        .map(|(path, blob)| RuleFile { path, blob })
+        .collect())
 }
 
 /// Walks the first-parent history of `tip` to find, for every path in `files`, the newest commit that

@@ -18,9 +18,10 @@
 //! Because the clock is a function of the built history, a build on top of the previous output and a
 //! clean build of the same commit give the same versions.
 //!
-//! **Atomicity.** Both files are first written completely to temporary files in their own folders and
-//! synced, then renamed over the old ones; an interrupted run leaves the previous galaxy intact (at worst
-//! a stray temporary file, which the next run does not read).
+//! **Atomicity.** Both files are first written completely to temporary files in their own folders, then
+//! renamed over the old ones; an interrupted or killed run leaves the previous galaxy intact (at worst a
+//! stray temporary file, which the next run does not read). Files are not fsynced, as git does not by
+//! default: the rename protects against interruption, and a power cut mid-build is a job to rerun.
 
 pub mod json;
 
@@ -36,7 +37,9 @@ use crate::config::GalaxyInfo;
 use crate::error::{Error, Result};
 use crate::merge::Value;
 use crate::relate::Relation;
-use crate::state::sha256_hex;
+use sha2::{Digest, Sha256};
+
+use crate::state::{hex, sha256_hex};
 
 /// The largest version MISP can store.
 pub const MAX_VERSION: i64 = i32::MAX as i64;
@@ -355,19 +358,25 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
     // `version` sorts after every other key of a cluster or galaxy, so it is appended to the text of
     // the content without it.
     let text = content.text;
-    let content_hash = sha256_hex(text.as_bytes());
-    let version = match prev {
-        Some(p) if p.content == content_hash => base.max(p.version),
-        Some(p) => base.max(p.version + 1).min(MAX_VERSION),
-        None => base,
-    };
     let body = text
         .trim_end()
         .strip_suffix('}')
         .unwrap_or(&text)
         .trim_end();
-    let bytes = format!("{body},\n  \"version\": {version}\n}}\n");
-    let sha256 = sha256_hex(bytes.as_bytes());
+    // The content and the file share everything up to the end of `body`: hash that once.
+    let mut prefix = Sha256::new();
+    prefix.update(body.as_bytes());
+    let content_hash = hex(&prefix.clone().chain_update(&text[body.len()..]).finalize());
+    let version = match prev {
+        Some(p) if p.content == content_hash => base.max(p.version),
+        Some(p) => base.max(p.version + 1).min(MAX_VERSION),
+        None => base,
+    };
+    let tail = format!(",\n  \"version\": {version}\n}}\n");
+    let sha256 = hex(&prefix.chain_update(tail.as_bytes()).finalize());
+    let mut bytes = String::with_capacity(body.len() + tail.len());
+    bytes.push_str(body);
+    bytes.push_str(&tail);
     let rewrite = prev.is_none_or(|p| p.sha256 != sha256);
     Planned {
         path,
@@ -413,7 +422,7 @@ fn readable_by_all(file: &std::fs::File) -> std::io::Result<()> {
     }
 }
 
-/// Writes `bytes` to a synced temporary file in `path`'s folder, ready to be renamed over `path`.
+/// Writes `bytes` to a temporary file in `path`'s folder, ready to be renamed over `path`.
 fn stage(path: &Path, bytes: &str) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -428,7 +437,6 @@ fn stage(path: &Path, bytes: &str) -> Result<tempfile::NamedTempFile> {
         Err(_) => readable_by_all(tmp.as_file()),
     }
     .and_then(|()| tmp.write_all(bytes.as_bytes()))
-    .and_then(|()| tmp.as_file().sync_all())
     .map_err(|e| Error::io(tmp.path(), e))?;
     Ok(tmp)
 }

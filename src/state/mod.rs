@@ -91,6 +91,9 @@ pub struct BuildRecord {
     pub galaxy_sha256: String,
     /// What the build reported, to report again when nothing changes.
     pub values: usize,
+    /// Rule files per source name.
+    #[serde(default)]
+    pub files: BTreeMap<String, usize>,
     pub version: i64,
     pub warnings: Vec<crate::report::Warning>,
 }
@@ -240,7 +243,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
