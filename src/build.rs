@@ -23,7 +23,7 @@ use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
 use crate::state::reason::Reason;
 use crate::state::{
-    self, AttackCache, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex,
+    self, AttackCache, BlobInfo, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex,
 };
 
 /// The ATT&CK cluster files read, in the order they are hashed.
@@ -191,8 +191,24 @@ pub fn build(config: &Config) -> Result<Summary> {
             old.map(|o| &o.history),
         )
         .map_err(source_err)?;
+        // Renames only matter to remembered uuids whose path is gone; finding them reads blobs, so
+        // skip it when no such path exists.
+        let ledger_path_gone = prev
+            .sources
+            .ledger
+            .sources
+            .get(&snap.name)
+            .is_some_and(|e| {
+                e.keys().any(|slot| {
+                    let path = slot.rsplit_once('#').map_or(slot.as_str(), |(p, _)| p);
+                    snap.files
+                        .binary_search_by(|f| f.path.as_str().cmp(path))
+                        .is_err()
+                })
+            });
         let renames = last_built
             .get(&snap.name)
+            .filter(|_| ledger_path_gone)
             .and_then(|c| git2::Oid::from_str(c).ok())
             .filter(|&c| c != snap.commit)
             .and_then(|c| diff::renames(&snap.repo, c, snap.commit, &snap.filter).ok())
@@ -217,14 +233,21 @@ pub fn build(config: &Config) -> Result<Summary> {
     clock.lap("diff");
     // parse: reuse what the cache knows, parse the rest in parallel. Entries move from the old cache to
     // the new one, which holds exactly the current files' contents.
-    let mut cache = ParseCache::default();
+    let mut cache = ParseCache {
+        parser: key::PARSER_FORMAT,
+        ..ParseCache::default()
+    };
+    let keys_valid = prev.parsed.parser == key::PARSER_FORMAT;
     let mut jobs: Vec<FileJob> = Vec::new();
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
-            let content = prev.parsed.blobs.get(&f.blob.to_string()).cloned();
-            let key = content
-                .as_deref()
-                .map(|c| key::hash(&ParseKey::new(c)))
+            let known = prev.parsed.blobs.get(&f.blob.to_string());
+            let content = known.map(|b| b.content.clone());
+            let key = known
+                .map(|b| match keys_valid {
+                    true => b.key.clone(),
+                    false => key::hash(&ParseKey::new(&b.content)),
+                })
                 .filter(|k| take_entry(&mut prev.parsed, &mut cache, k));
             jobs.push(FileJob {
                 source: s,
@@ -288,10 +311,15 @@ pub fn build(config: &Config) -> Result<Summary> {
         jobs[i].key = Some(key);
     }
     for job in &jobs {
-        if let Some(content) = &job.content {
-            cache.blobs.insert(job.blob.to_string(), content.clone());
+        if let (Some(content), Some(key)) = (&job.content, &job.key) {
+            let info = BlobInfo {
+                content: content.clone(),
+                key: key.clone(),
+            };
+            cache.blobs.insert(job.blob.to_string(), info);
         }
     }
+    state::save_parsed(&config.state, &cache)?;
     clock.lap("parse");
 
     // merge: candidates in source, path, index order, with links and remembered uuids.
@@ -306,21 +334,31 @@ pub fn build(config: &Config) -> Result<Summary> {
             prev.sources.ledger.lookup(&snap.name, &paths, renames)
         })
         .collect();
+    // Parse records move into the candidates: copied only for the rare contents that several files
+    // share.
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    for key in jobs.iter().filter_map(|j| j.key.as_deref()) {
+        *users.entry(key).or_default() += 1;
+    }
+    let mut entries = std::mem::take(&mut cache.entries);
     let mut contents: HashMap<(usize, &str), &str> = HashMap::new();
     for job in &jobs {
         let snap = &snapshots[job.source];
         let content = job.content.as_deref().unwrap_or_default();
         contents.insert((job.source, job.path.as_str()), content);
-        let Some(file) = job.key.as_ref().and_then(|k| cache.entries.get(k)) else {
+        let Some(key) = job.key.as_deref() else {
             continue;
         };
-        for p in &file.problems {
-            warnings.push(Warning::new(
-                &snap.name,
-                &job.path,
-                p.line,
-                p.message.clone(),
-            ));
+        let file = match users.get_mut(key) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                entries.get(key).cloned()
+            }
+            _ => entries.remove(key),
+        };
+        let Some(file) = file else { continue };
+        for p in file.problems {
+            warnings.push(Warning::new(&snap.name, &job.path, p.line, p.message));
         }
         let link = snap.web.as_ref().map(|w| {
             let rev = match config.ref_style {
@@ -337,12 +375,12 @@ pub fn build(config: &Config) -> Result<Summary> {
             };
             w.file_url(&rev, &job.path)
         });
-        for rule in &file.rules {
+        for rule in file.rules {
             candidates.push(Candidate {
                 source: job.source,
                 path: job.path.clone(),
                 remembered: lookups[job.source].remembered(&job.path, rule.index, content),
-                rule: rule.clone(),
+                rule,
                 link: link.clone(),
             });
         }
@@ -421,13 +459,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         warnings: warnings.clone(),
     };
     new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
-    state::save(
-        &config.state,
-        &new_sources,
-        &cache,
-        attack.as_ref(),
-        &record,
-    )?;
+    state::save(&config.state, &new_sources, attack.as_ref(), &record)?;
     clock.lap("state save");
 
     Ok(Summary {

@@ -24,6 +24,103 @@ pub fn to_misp_json(value: &Value) -> String {
     out
 }
 
+/// Writes one object straight to text, in misp-galaxy formatting, without building a JSON tree.
+///
+/// The caller gives the keys in sorted (code point) order; each entry is a string or a list of
+/// strings, or a nested object or list of objects written with [`ObjectWriter::object`] and
+/// [`ObjectWriter::objects`].
+#[derive(Debug)]
+pub struct ObjectWriter<'a> {
+    out: &'a mut String,
+    depth: usize,
+    empty: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    /// Starts an object nested `depth` levels deep.
+    pub fn new(out: &'a mut String, depth: usize) -> Self {
+        out.push('{');
+        ObjectWriter {
+            out,
+            depth,
+            empty: true,
+        }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.empty {
+            self.out.push(',');
+        }
+        self.empty = false;
+        newline_indent(self.out, self.depth + 1);
+        write_string(self.out, key);
+        self.out.push_str(": ");
+    }
+
+    /// `"key": "value"`.
+    pub fn string(&mut self, key: &str, value: &str) {
+        self.key(key);
+        write_string(self.out, value);
+    }
+
+    /// `"key": ["a", "b"]`.
+    pub fn strings<'s>(&mut self, key: &str, values: impl IntoIterator<Item = &'s str>) {
+        self.key(key);
+        let mut empty = true;
+        for v in values {
+            self.out.push_str(if empty { "[" } else { "," });
+            empty = false;
+            newline_indent(self.out, self.depth + 2);
+            write_string(self.out, v);
+        }
+        if empty {
+            self.out.push_str("[]");
+        } else {
+            newline_indent(self.out, self.depth + 1);
+            self.out.push(']');
+        }
+    }
+
+    /// `"key": {...}`, written by `fill`.
+    pub fn object(&mut self, key: &str, fill: impl FnOnce(&mut ObjectWriter<'_>)) {
+        self.key(key);
+        let mut inner = ObjectWriter::new(self.out, self.depth + 1);
+        fill(&mut inner);
+        inner.finish();
+    }
+
+    /// `"key": [{...}, ...]`, one object per item, each written by `fill`.
+    pub fn objects<T>(&mut self, key: &str, items: &[T], fill: impl Fn(&mut ObjectWriter<'_>, &T)) {
+        self.key(key);
+        if items.is_empty() {
+            self.out.push_str("[]");
+            return;
+        }
+        self.out.push('[');
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                self.out.push(',');
+            }
+            newline_indent(self.out, self.depth + 2);
+            let mut inner = ObjectWriter::new(self.out, self.depth + 2);
+            fill(&mut inner, item);
+            inner.finish();
+        }
+        newline_indent(self.out, self.depth + 1);
+        self.out.push(']');
+    }
+
+    /// Closes the object.
+    pub fn finish(self) {
+        if self.empty {
+            self.out.push('}');
+        } else {
+            newline_indent(self.out, self.depth);
+            self.out.push('}');
+        }
+    }
+}
+
 /// Formats `value` as it appears nested `depth` levels deep in a misp-galaxy file (no final newline),
 /// so that parts of a file can be formatted separately, in parallel, and joined.
 pub fn fragment(value: &Value, depth: usize) -> String {
@@ -90,30 +187,35 @@ fn newline_indent(out: &mut String, depth: usize) {
     }
 }
 
-/// Python's `py_encode_basestring`: escapes `"`, `\` and U+0000..U+001F, nothing else.
+/// Python's `py_encode_basestring`: escapes `"`, `\\` and U+0000..U+001F, nothing else.
+///
+/// Scans bytes, not characters: every byte that needs escaping is ASCII, and no byte of a multi-byte
+/// UTF-8 sequence is, so runs between escapes are copied whole.
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
+    let bytes = s.as_bytes();
     let mut plain_from = 0;
-    for (i, ch) in s.char_indices() {
-        let escape = match ch {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            '\u{08}' => "\\b",
-            '\u{0C}' => "\\f",
-            c if c < '\u{20}' => "",
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0C => "\\f",
+            0x00..=0x1F => "",
             _ => continue,
         };
+        // `i` is at an ASCII byte, so both slices end on character boundaries.
         out.push_str(&s[plain_from..i]);
         if escape.is_empty() {
             // Infallible: writing to a String cannot fail.
-            let _ = write!(out, "\\u{:04x}", u32::from(ch));
+            let _ = write!(out, "\\u{b:04x}");
         } else {
             out.push_str(escape);
         }
-        plain_from = i + ch.len_utf8();
+        plain_from = i + 1;
     }
     out.push_str(&s[plain_from..]);
     out.push('"');
@@ -202,6 +304,30 @@ mod tests {
 
     fn fmt(v: &Value) -> String {
         to_misp_json(v)
+    }
+
+    #[test]
+    fn object_writer_formats_as_the_tree_formatter() {
+        let mut out = String::new();
+        let mut w = ObjectWriter::new(&mut out, 2);
+        w.string("a", "x\"y");
+        w.strings("b", ["1", "2"]);
+        w.strings("c", []);
+        w.object("d", |o| {
+            o.string("e", "f");
+            o.object("g", |_| {});
+        });
+        w.objects("h", &["i", "j"], |o, v| {
+            o.string("k", v);
+            o.strings("l", [*v]);
+        });
+        w.objects("m", &[] as &[&str], |_, _| {});
+        w.finish();
+        let tree = json!({
+            "a": "x\"y", "b": ["1", "2"], "c": [], "d": {"e": "f", "g": {}},
+            "h": [{"k": "i", "l": ["i"]}, {"k": "j", "l": ["j"]}], "m": [],
+        });
+        assert_eq!(out, fragment(&tree, 2));
     }
 
     #[test]

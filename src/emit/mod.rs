@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Value as Json, json};
 
 use crate::config::GalaxyInfo;
 use crate::error::{Error, Result};
@@ -54,10 +54,13 @@ pub fn galaxy_path(out: &Path, kind: &str) -> PathBuf {
     out.join("galaxies").join(format!("{kind}.json"))
 }
 
-/// One value as JSON.
-pub fn value_json(v: &Value, related: &[Relation]) -> Json {
+/// One value, formatted as it stands in a cluster's `values` list (misp-galaxy formatting, nested two
+/// levels deep), written straight to text: keys below are in sorted order.
+pub fn value_text(v: &Value, related: &[Relation]) -> String {
+    fn text(t: Option<&str>) -> Option<&str> {
+        t.filter(|t| !t.is_empty())
+    }
     let r = &v.rule;
-    let mut meta = Map::new();
     let mut refs: Vec<&str> = Vec::new();
     for reference in r
         .references
@@ -69,56 +72,62 @@ pub fn value_json(v: &Value, related: &[Relation]) -> Json {
             refs.push(reference);
         }
     }
-    let lists: [(&str, Vec<&str>); 3] = [
-        ("refs", refs),
-        ("tags", nonempty(&r.tags)),
-        ("falsepositive", nonempty(&r.falsepositives)),
-    ];
-    for (key, list) in lists {
-        if !list.is_empty() {
-            meta.insert(key.into(), json!(list));
-        }
-    }
     let filename = v.path.rsplit('/').next().unwrap_or(&v.path);
-    let texts = [
-        ("creation_date", r.date.as_deref()),
-        ("modified", r.modified.as_deref()),
-        ("filename", Some(filename)),
-        ("author", r.author.as_deref()),
-        ("level", r.level.as_deref()),
-        ("status", r.status.as_deref()),
-        ("logsource.category", r.logsource.category.as_deref()),
-        ("logsource.product", r.logsource.product.as_deref()),
-        ("logsource.service", r.logsource.service.as_deref()),
-    ];
-    for (key, text) in texts {
-        if let Some(t) = text.filter(|t| !t.is_empty()) {
-            meta.insert(key.into(), json!(t));
+    let mut out = String::with_capacity(1024);
+    let mut w = json::ObjectWriter::new(&mut out, 2);
+    if let Some(d) = text(r.description.as_deref()) {
+        w.string("description", d);
+    }
+    w.object("meta", |m| {
+        if let Some(t) = text(r.author.as_deref()) {
+            m.string("author", t);
         }
-    }
-    let mut obj = Map::new();
-    obj.insert("value".into(), json!(v.title));
-    obj.insert("uuid".into(), json!(v.uuid.to_string()));
-    if let Some(d) = r.description.as_deref().filter(|d| !d.is_empty()) {
-        obj.insert("description".into(), json!(d));
-    }
-    obj.insert("meta".into(), Json::Object(meta));
+        if let Some(t) = text(r.date.as_deref()) {
+            m.string("creation_date", t);
+        }
+        let falsepositives = nonempty(&r.falsepositives);
+        if !falsepositives.is_empty() {
+            m.strings("falsepositive", falsepositives);
+        }
+        if let Some(t) = text(Some(filename)) {
+            m.string("filename", t);
+        }
+        let logsource = &r.logsource;
+        for (key, value) in [
+            ("level", r.level.as_deref()),
+            ("logsource.category", logsource.category.as_deref()),
+            ("logsource.product", logsource.product.as_deref()),
+            ("logsource.service", logsource.service.as_deref()),
+            ("modified", r.modified.as_deref()),
+        ] {
+            if let Some(t) = text(value) {
+                m.string(key, t);
+            }
+        }
+        if !refs.is_empty() {
+            m.strings("refs", refs.iter().copied());
+        }
+        if let Some(t) = text(r.status.as_deref()) {
+            m.string("status", t);
+        }
+        let tags = nonempty(&r.tags);
+        if !tags.is_empty() {
+            m.strings("tags", tags);
+        }
+    });
     if !related.is_empty() {
-        let rel: Vec<Json> = related
-            .iter()
-            .map(|x| {
-                let mut o = Map::new();
-                o.insert("dest-uuid".into(), json!(x.dest.to_string()));
-                o.insert("type".into(), json!(x.kind));
-                if !x.tags.is_empty() {
-                    o.insert("tags".into(), json!(x.tags));
-                }
-                Json::Object(o)
-            })
-            .collect();
-        obj.insert("related".into(), Json::Array(rel));
+        w.objects("related", related, |o, x| {
+            o.string("dest-uuid", &x.dest.to_string());
+            if !x.tags.is_empty() {
+                o.strings("tags", x.tags.iter().copied());
+            }
+            o.string("type", x.kind);
+        });
     }
-    Json::Object(obj)
+    w.string("uuid", &v.uuid.to_string());
+    w.string("value", &v.title);
+    w.finish();
+    out
 }
 
 fn nonempty(list: &[String]) -> Vec<&str> {
@@ -150,15 +159,6 @@ fn cluster_head(info: &GalaxyInfo, values: Vec<Json>) -> Json {
     })
 }
 
-/// The cluster without its version, as JSON.
-pub fn cluster_json(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation>]) -> Json {
-    let vals = sorted(values)
-        .into_iter()
-        .map(|i| value_json(&values[i], related.get(i).map_or(&[], Vec::as_slice)))
-        .collect();
-    cluster_head(info, vals)
-}
-
 /// An output file's content without `version`, formatted, with each value's hash (clusters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
@@ -166,29 +166,66 @@ pub struct Content {
     pub text: String,
     /// Value uuid → SHA-256 of the value's formatted text.
     pub values: BTreeMap<String, String>,
+    /// The content's identity: SHA-256 over the formatted head (the content with no values) and the
+    /// values' hashes in file order, so that it costs no second pass over the text.
+    pub hash: String,
+}
+
+/// The content hash of a head text and the hashes of its values, in order.
+fn content_hash<'a>(head: &str, values: impl Iterator<Item = &'a String>) -> String {
+    let mut h = Sha256::new();
+    h.update(head.as_bytes());
+    for v in values {
+        h.update(v.as_bytes());
+        h.update(b"\n");
+    }
+    hex(&h.finalize())
 }
 
 impl Content {
     /// The content of a parsed file (without `version`).
     pub fn of(json: &Json) -> Content {
+        let ordered: Vec<(String, String)> = json
+            .get("values")
+            .and_then(Json::as_array)
+            .map(|values| {
+                values
+                    .par_iter()
+                    .map(|v| {
+                        let uuid = v.get("uuid").and_then(Json::as_str).unwrap_or_default();
+                        (
+                            uuid.to_string(),
+                            sha256_hex(json::fragment(v, 2).as_bytes()),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut head = json.clone();
+        if let Some(values) = head.get_mut("values") {
+            *values = json!([]);
+        }
         Content {
             text: json::to_misp_json(json),
-            values: value_hashes(json),
+            hash: content_hash(&json::to_misp_json(&head), ordered.iter().map(|p| &p.1)),
+            values: ordered.into_iter().collect(),
         }
     }
 }
 
-/// The cluster without its version, formatted: values are formatted in parallel and spliced in, which
-/// gives the same text as formatting [`cluster_json`] whole.
+/// The cluster without its version, formatted: values are formatted in parallel and spliced into the
+/// formatted head, which gives the same text as formatting the whole cluster as one JSON tree.
 pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation>]) -> Content {
-    let parts: Vec<(String, String)> = sorted(values)
+    let parts: Vec<(String, String, String)> = sorted(values)
         .into_par_iter()
         .map(|i| {
-            let v = value_json(&values[i], related.get(i).map_or(&[], Vec::as_slice));
-            (values[i].uuid.to_string(), json::fragment(&v, 2))
+            let text = value_text(&values[i], related.get(i).map_or(&[], Vec::as_slice));
+            let hash = sha256_hex(text.as_bytes());
+            (values[i].uuid.to_string(), text, hash)
         })
         .collect();
     let head = json::to_misp_json(&cluster_head(info, Vec::new()));
+    let hash = content_hash(&head, parts.iter().map(|p| &p.2));
     let text = match head.strip_suffix("[]\n}\n") {
         Some(start) if !parts.is_empty() => {
             let mut text = String::with_capacity(
@@ -196,7 +233,7 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
             );
             text.push_str(start);
             text.push_str("[\n    ");
-            for (n, (_, frag)) in parts.iter().enumerate() {
+            for (n, (_, frag, _)) in parts.iter().enumerate() {
                 if n > 0 {
                     text.push_str(",\n    ");
                 }
@@ -208,10 +245,10 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
         _ => head,
     };
     let values = parts
-        .par_iter()
-        .map(|(uuid, frag)| (uuid.clone(), sha256_hex(frag.as_bytes())))
+        .into_iter()
+        .map(|(uuid, _, hash)| (uuid, hash))
         .collect();
-    Content { text, values }
+    Content { text, values, hash }
 }
 
 /// The galaxy without its version.
@@ -261,25 +298,11 @@ impl Fingerprint {
         let content = Content::of(content);
         Fingerprint {
             sha256,
-            content: sha256_hex(content.text.as_bytes()),
+            content: content.hash,
             version,
             values: content.values,
         }
     }
-}
-
-/// Hashes of each value of a cluster, by uuid.
-fn value_hashes(cluster: &Json) -> BTreeMap<String, String> {
-    let Some(values) = cluster.get("values").and_then(Json::as_array) else {
-        return BTreeMap::new();
-    };
-    values
-        .par_iter()
-        .filter_map(|v| {
-            let uuid = v.get("uuid")?.as_str()?.to_string();
-            Some((uuid, sha256_hex(json::fragment(v, 2).as_bytes())))
-        })
-        .collect()
 }
 
 /// A file to write: its path, its bytes, its version, whether it differs from what is there.
@@ -358,25 +381,21 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
     // `version` sorts after every other key of a cluster or galaxy, so it is appended to the text of
     // the content without it.
     let text = content.text;
-    let body = text
-        .trim_end()
-        .strip_suffix('}')
-        .unwrap_or(&text)
-        .trim_end();
-    // The content and the file share everything up to the end of `body`: hash that once.
-    let mut prefix = Sha256::new();
-    prefix.update(body.as_bytes());
-    let content_hash = hex(&prefix.clone().chain_update(&text[body.len()..]).finalize());
+    let content_hash = content.hash;
     let version = match prev {
         Some(p) if p.content == content_hash => base.max(p.version),
         Some(p) => base.max(p.version + 1).min(MAX_VERSION),
         None => base,
     };
-    let tail = format!(",\n  \"version\": {version}\n}}\n");
-    let sha256 = hex(&prefix.chain_update(tail.as_bytes()).finalize());
-    let mut bytes = String::with_capacity(body.len() + tail.len());
+    let body = text
+        .trim_end()
+        .strip_suffix('}')
+        .unwrap_or(&text)
+        .trim_end();
+    let mut bytes = String::with_capacity(text.len() + 32);
     bytes.push_str(body);
-    bytes.push_str(&tail);
+    bytes.push_str(&format!(",\n  \"version\": {version}\n}}\n"));
+    let sha256 = sha256_hex(bytes.as_bytes());
     let rewrite = prev.is_none_or(|p| p.sha256 != sha256);
     Planned {
         path,
@@ -508,13 +527,23 @@ mod tests {
     }
 
     #[test]
+    fn spliced_and_parsed_contents_hash_alike() {
+        let c = Content::of(&content(1));
+        let reparsed: Json = serde_json::from_str(&c.text).expect("json");
+        assert_eq!(Content::of(&reparsed), c);
+        assert_ne!(Content::of(&content(2)).hash, c.hash);
+    }
+
+    #[test]
     fn value_counts_compare_by_uuid() {
-        let old = value_hashes(
+        let old = Content::of(
             &json!({"values": [{"uuid": "a", "value": "A"}, {"uuid": "b", "value": "B"}]}),
-        );
-        let new = value_hashes(
+        )
+        .values;
+        let new = Content::of(
             &json!({"values": [{"uuid": "a", "value": "A2"}, {"uuid": "c", "value": "C"}]}),
-        );
+        )
+        .values;
         assert_eq!(count_changes(Some(&old), &new), (1, 1, 1));
         assert_eq!(count_changes(None, &new), (2, 0, 0));
     }

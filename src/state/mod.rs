@@ -71,7 +71,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -123,8 +123,10 @@ pub struct Sources {
 /// The parse cache (`parsed.bin`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParseCache {
-    /// Blob id → hex SHA-256 of its bytes (so unchanged files need not be read at all).
-    pub blobs: BTreeMap<String, String>,
+    /// The parser format the `key`s of `blobs` were computed for.
+    pub parser: u32,
+    /// Blob id → its content hash and parse key (so unchanged files need not be read at all).
+    pub blobs: BTreeMap<String, BlobInfo>,
     /// Hex hash of a [`key::ParseKey`] → the parsed file.
     pub entries: BTreeMap<String, ParsedFile>,
 }
@@ -135,6 +137,15 @@ pub struct AttackCache {
     /// Hex SHA-256 over the cluster files' hashes.
     pub hash: String,
     pub index: crate::relate::AttackIndex,
+}
+
+/// What the cache knows of one blob.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobInfo {
+    /// Hex SHA-256 of its bytes.
+    pub content: String,
+    /// Hex hash of its [`key::ParseKey`].
+    pub key: String,
 }
 
 /// Everything loaded from a state folder.
@@ -298,16 +309,22 @@ pub fn invalidate(dir: &Path) -> Result<()> {
     }
 }
 
-/// Saves the state after a successful build: caches and sources first, the build record last.
+/// Saves the parse cache. Its entries are pure functions of file contents, valid whatever happens
+/// next, so it is saved as soon as parsing is done (and its records can then move on, uncopied).
+pub fn save_parsed(dir: &Path, parsed: &ParseCache) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    save_file(dir, PARSED, parsed)
+}
+
+/// Saves the state after a successful build: the ATT&CK cache and sources first, the build record
+/// last.
 pub fn save(
     dir: &Path,
     sources: &Sources,
-    parsed: &ParseCache,
     attack: Option<&AttackCache>,
     build: &BuildRecord,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    save_file(dir, PARSED, parsed)?;
     if let Some(attack) = attack {
         save_file(dir, ATTACK, attack)?;
     }
@@ -365,7 +382,13 @@ mod tests {
             },
         );
         let mut parsed = ParseCache::default();
-        parsed.blobs.insert("b".into(), "h".into());
+        parsed.blobs.insert(
+            "b".into(),
+            BlobInfo {
+                content: "h".into(),
+                key: "k".into(),
+            },
+        );
         parsed.entries.insert("k".into(), ParsedFile::default());
         let build = BuildRecord {
             key: "key".into(),
@@ -379,7 +402,8 @@ mod tests {
     fn round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save(dir.path(), &s, &p, None, &b).expect("save");
+        save_parsed(dir.path(), &p).expect("save");
+        save(dir.path(), &s, None, &b).expect("save");
         let (state, problems) = State::load(dir.path());
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(state.build, Some(b));
@@ -399,7 +423,8 @@ mod tests {
     fn damaged_files_are_distrusted_one_by_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save(dir.path(), &s, &p, None, &b).expect("save");
+        save_parsed(dir.path(), &p).expect("save");
+        save(dir.path(), &s, None, &b).expect("save");
         // Truncate one, flip a byte in another, give the third another format.
         let path = |n: &str| dir.path().join(n);
         let bytes = std::fs::read(path(PARSED)).expect("read");
@@ -436,7 +461,8 @@ mod tests {
     fn invalidate_removes_only_the_build_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save(dir.path(), &s, &p, None, &b).expect("save");
+        save_parsed(dir.path(), &p).expect("save");
+        save(dir.path(), &s, None, &b).expect("save");
         invalidate(dir.path()).expect("invalidate");
         invalidate(dir.path()).expect("twice is fine");
         let (state, problems) = State::load(dir.path());
