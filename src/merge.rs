@@ -217,30 +217,14 @@ fn shorten(title: &str, max: usize, notes: &mut Vec<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::LogSource;
 
     const GALAXY: Uuid = Uuid::from_u128(0x9cf7cd2e_d5f1_48c4_9909_7896ba1c96b2);
 
     fn rule(title: &str, id: Option<&str>, index: u32) -> Rule {
         Rule {
             index,
-            line: 1,
-            kind: RuleKind::Detection,
             id: id.map(str::to_string),
-            name: None,
-            title: title.into(),
-            description: None,
-            references: vec![],
-            tags: vec![],
-            date: None,
-            modified: None,
-            author: None,
-            level: None,
-            status: None,
-            falsepositives: vec![],
-            logsource: LogSource::default(),
-            related: vec![],
-            correlates: vec![],
+            ..Rule::titled(title)
         }
     }
 

@@ -219,7 +219,7 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{LogSource, RelatedRule, Rule, RuleKind};
+    use crate::parse::{RelatedRule, Rule, RuleKind};
 
     fn value(uuid: u128, id: Option<&str>, name: Option<&str>) -> Value {
         Value {
@@ -230,24 +230,9 @@ mod tests {
             link: None,
             own_id: id.is_some(),
             rule: Rule {
-                index: 0,
-                line: 1,
-                kind: RuleKind::Detection,
                 id: id.map(str::to_string),
                 name: name.map(str::to_string),
-                title: format!("t{uuid}"),
-                description: None,
-                references: vec![],
-                tags: vec![],
-                date: None,
-                modified: None,
-                author: None,
-                level: None,
-                status: None,
-                falsepositives: vec![],
-                logsource: LogSource::default(),
-                related: vec![],
-                correlates: vec![],
+                ..Rule::titled(format!("t{uuid}"))
             },
         }
     }

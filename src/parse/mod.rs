@@ -119,6 +119,32 @@ pub struct Rule {
     pub correlates: Vec<String>,
 }
 
+impl Rule {
+    /// A detection rule with only a title, at document 0, line 1: the start of hand-made records.
+    pub fn titled(title: impl Into<String>) -> Rule {
+        Rule {
+            index: 0,
+            line: 1,
+            kind: RuleKind::Detection,
+            id: None,
+            name: None,
+            title: title.into(),
+            description: None,
+            references: Vec::new(),
+            tags: Vec::new(),
+            date: None,
+            modified: None,
+            author: None,
+            level: None,
+            status: None,
+            falsepositives: Vec::new(),
+            logsource: LogSource::default(),
+            related: Vec::new(),
+            correlates: Vec::new(),
+        }
+    }
+}
+
 /// Something wrong with a file or one of its documents. The document is skipped; the build goes on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {

@@ -180,17 +180,6 @@ impl Snapshot {
         })?;
         Ok(())
     }
-
-    /// The content of a blob.
-    pub fn read(&self, blob: Oid) -> Result<Vec<u8>> {
-        self.repo
-            .find_blob(blob)
-            .map(|b| b.content().to_vec())
-            .map_err(|e| Error::Source {
-                source_name: self.name.clone(),
-                message: format!("reading blob {blob}: {}", e.message()),
-            })
-    }
 }
 
 /// The folder of the working tree that `path` points into, as a `a/b/` prefix; `None` for the top.
