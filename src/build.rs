@@ -91,11 +91,13 @@ pub fn build(config: &Config) -> Result<Summary> {
         .collect();
     if config.full {
         // Identity is not cache: keep the UUID ledger.
+        // The shards on disk are a fact about the folder, not cache: saving needs them.
         prev = State {
             sources: Sources {
                 ledger: std::mem::take(&mut prev.sources.ledger),
                 ..Sources::default()
             },
+            shards: std::mem::take(&mut prev.shards),
             ..State::default()
         };
         reasons.push(Reason::Full);
@@ -319,7 +321,7 @@ pub fn build(config: &Config) -> Result<Summary> {
             cache.blobs.insert(job.blob.to_string(), info);
         }
     }
-    state::save_parsed(&config.state, &cache)?;
+    state::save_parsed(&config.state, &cache, &prev.shards)?;
     clock.lap("parse");
 
     // merge: candidates in source, path, index order, with links and remembered uuids.

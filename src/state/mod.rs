@@ -13,7 +13,9 @@
 //!                 the hashes of the files it wrote, its summary
 //!   sources.bin   per source: commit built, rule files (path → blob), history walk; the UUID ledger;
 //!                 fingerprints of the files written (content and per-value hashes)
-//!   parsed.bin    the parse cache: parse key → parsed records, and blob id → content hash
+//!   blobs.bin     blob id → content hash and parse key (so unchanged files are never read)
+//!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
+//!                 a commit that changes a few files rewrites a few small shards
 //!   attack.bin    the ATT&CK index, with the SHA-256 of the cluster files it was read from
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
@@ -61,6 +63,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -71,12 +74,13 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
 const SOURCES: &str = "sources.bin";
-const PARSED: &str = "parsed.bin";
+const BLOBS: &str = "blobs.bin";
+const PARSED_DIR: &str = "parsed";
 const ATTACK: &str = "attack.bin";
 
 /// The record of the last successful build.
@@ -120,7 +124,7 @@ pub struct Sources {
     pub outputs: [Option<crate::emit::Fingerprint>; 2],
 }
 
-/// The parse cache (`parsed.bin`).
+/// The parse cache (`blobs.bin` and the shards in `parsed/`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParseCache {
     /// The parser format the `key`s of `blobs` were computed for.
@@ -148,6 +152,13 @@ pub struct BlobInfo {
     pub key: String,
 }
 
+/// `blobs.bin`: what [`ParseCache`] holds besides its entries.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BlobIndex {
+    parser: u32,
+    blobs: BTreeMap<String, BlobInfo>,
+}
+
 /// Everything loaded from a state folder.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -155,6 +166,17 @@ pub struct State {
     pub sources: Sources,
     pub parsed: ParseCache,
     pub attack: Option<AttackCache>,
+    /// The parse cache shards on disk and the keys each held, so that saving rewrites only the
+    /// shards whose keys changed.
+    pub shards: Shards,
+}
+
+/// Shard name → the parse keys it holds.
+pub type Shards = BTreeMap<String, std::collections::BTreeSet<String>>;
+
+/// The shard a parse key lives in: its first two hex digits.
+fn shard_of(key: &str) -> &str {
+    key.get(..2).unwrap_or("00")
 }
 
 /// Why a state file was not used.
@@ -184,16 +206,65 @@ impl State {
         };
         let build = read(BUILD);
         let sources = read(SOURCES);
-        let parsed = read(PARSED);
+        let blobs = read(BLOBS);
         let attack = read(ATTACK);
+        let index: BlobIndex = decode_body(dir, BLOBS, blobs, &mut problems).unwrap_or_default();
+        let (entries, shards) = load_shards(&dir.join(PARSED_DIR), &mut problems);
         let state = State {
             attack: decode_body(dir, ATTACK, attack, &mut problems),
             build: decode_body(dir, BUILD, build, &mut problems),
             sources: decode_body(dir, SOURCES, sources, &mut problems).unwrap_or_default(),
-            parsed: decode_body(dir, PARSED, parsed, &mut problems).unwrap_or_default(),
+            parsed: ParseCache {
+                parser: index.parser,
+                blobs: index.blobs,
+                entries,
+            },
+            shards,
         };
         (state, problems)
     }
+}
+
+/// Reads, checks and decodes every shard of the parse cache, in parallel.
+fn load_shards(dir: &Path, problems: &mut Vec<Distrust>) -> (BTreeMap<String, ParsedFile>, Shards) {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.ends_with(".bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let loaded: Vec<(String, Result<BTreeMap<String, ParsedFile>, String>)> = names
+        .into_par_iter()
+        .map(|name| {
+            let body = read_checked(&dir.join(&name)).and_then(|b| b.ok_or_else(|| "gone".into()));
+            let decoded = body.and_then(|b| {
+                postcard::from_bytes(&b).map_err(|e| format!("unexpected content ({e})"))
+            });
+            (name, decoded)
+        })
+        .collect();
+    let mut entries = BTreeMap::new();
+    let mut shards = Shards::new();
+    for (name, decoded) in loaded {
+        let shard = name.trim_end_matches(".bin").to_string();
+        match decoded {
+            Ok(map) => {
+                shards.insert(shard, map.keys().cloned().collect());
+                entries.extend(map);
+            }
+            Err(problem) => {
+                // Known to the next save as an empty shard, so it is rewritten (or removed).
+                shards.insert(shard, Default::default());
+                problems.push(Distrust {
+                    file: dir.join(&name),
+                    problem,
+                });
+            }
+        }
+    }
+    (entries, shards)
 }
 
 fn decode_body<T: DeserializeOwned>(
@@ -289,7 +360,7 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
     let path = dir.join(name);
     if path.is_dir() {
         // Not ours to keep: a state file's place is taken by a folder.
-        std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        remove(&path)?;
     }
     tmp.persist(&path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -297,11 +368,15 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
 
 /// Forgets the last build record, before any work starts: an interrupted run then never looks fresh.
 pub fn invalidate(dir: &Path) -> Result<()> {
-    let path = dir.join(BUILD);
+    remove(&dir.join(BUILD))
+}
+
+/// Removes a state file, or whatever took its place (a folder, say); a missing one is fine.
+fn remove(path: &Path) -> Result<()> {
     let removed = if path.is_dir() {
-        std::fs::remove_dir_all(&path)
+        std::fs::remove_dir_all(path)
     } else {
-        std::fs::remove_file(&path)
+        std::fs::remove_file(path)
     };
     match removed {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
@@ -311,9 +386,41 @@ pub fn invalidate(dir: &Path) -> Result<()> {
 
 /// Saves the parse cache. Its entries are pure functions of file contents, valid whatever happens
 /// next, so it is saved as soon as parsing is done (and its records can then move on, uncopied).
-pub fn save_parsed(dir: &Path, parsed: &ParseCache) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    save_file(dir, PARSED, parsed)
+/// Only the shards whose set of keys differs from `on_disk` are written; emptied shards are removed.
+pub fn save_parsed(dir: &Path, parsed: &ParseCache, on_disk: &Shards) -> Result<()> {
+    let shard_dir = dir.join(PARSED_DIR);
+    std::fs::create_dir_all(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
+    let mut grouped: BTreeMap<&str, BTreeMap<&String, &ParsedFile>> = BTreeMap::new();
+    for (key, file) in &parsed.entries {
+        grouped.entry(shard_of(key)).or_default().insert(key, file);
+    }
+    let changed: Vec<(&str, &BTreeMap<&String, &ParsedFile>)> = grouped
+        .iter()
+        .filter(|(shard, entries)| {
+            on_disk.get(**shard).is_none_or(|keys| {
+                keys.len() != entries.len() || !entries.keys().all(|k| keys.contains(*k))
+            })
+        })
+        .map(|(shard, entries)| (*shard, entries))
+        .collect();
+    changed
+        .par_iter()
+        .map(|(shard, entries)| save_file(&shard_dir, &format!("{shard}.bin"), entries))
+        .collect::<Result<Vec<()>>>()?;
+    for shard in on_disk.keys().filter(|s| !grouped.contains_key(s.as_str())) {
+        remove(&shard_dir.join(format!("{shard}.bin")))?;
+    }
+    /// [`BlobIndex`], borrowed: the same encoding.
+    #[derive(Serialize)]
+    struct BlobIndexRef<'a> {
+        parser: u32,
+        blobs: &'a BTreeMap<String, BlobInfo>,
+    }
+    let index = BlobIndexRef {
+        parser: parsed.parser,
+        blobs: &parsed.blobs,
+    };
+    save_file(dir, BLOBS, &index)
 }
 
 /// Saves the state after a successful build: the ATT&CK cache and sources first, the build record
@@ -402,7 +509,7 @@ mod tests {
     fn round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save_parsed(dir.path(), &p).expect("save");
+        save_parsed(dir.path(), &p, &Shards::new()).expect("save");
         save(dir.path(), &s, None, &b).expect("save");
         let (state, problems) = State::load(dir.path());
         assert!(problems.is_empty(), "{problems:?}");
@@ -423,12 +530,12 @@ mod tests {
     fn damaged_files_are_distrusted_one_by_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save_parsed(dir.path(), &p).expect("save");
+        save_parsed(dir.path(), &p, &Shards::new()).expect("save");
         save(dir.path(), &s, None, &b).expect("save");
         // Truncate one, flip a byte in another, give the third another format.
         let path = |n: &str| dir.path().join(n);
-        let bytes = std::fs::read(path(PARSED)).expect("read");
-        std::fs::write(path(PARSED), &bytes[..bytes.len() / 2]).expect("write");
+        let bytes = std::fs::read(path(BLOBS)).expect("read");
+        std::fs::write(path(BLOBS), &bytes[..bytes.len() / 2]).expect("write");
         let mut bytes = std::fs::read(path(SOURCES)).expect("read");
         let last = bytes.len() - 2;
         bytes[last] ^= 0x20;
@@ -443,7 +550,12 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(state.build.is_none());
         assert_eq!(state.sources, Sources::default());
-        assert_eq!(state.parsed, ParseCache::default());
+        assert!(state.parsed.blobs.is_empty());
+        assert_eq!(
+            state.parsed.entries.len(),
+            1,
+            "the shards stand on their own"
+        );
         assert!(problems.iter().any(|p| p.problem.contains("format 99")));
         assert!(problems.iter().any(|p| p.problem.contains("checksum")));
     }
@@ -461,7 +573,7 @@ mod tests {
     fn invalidate_removes_only_the_build_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, b) = sample();
-        save_parsed(dir.path(), &p).expect("save");
+        save_parsed(dir.path(), &p, &Shards::new()).expect("save");
         save(dir.path(), &s, None, &b).expect("save");
         invalidate(dir.path()).expect("invalidate");
         invalidate(dir.path()).expect("twice is fine");
