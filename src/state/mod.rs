@@ -225,6 +225,9 @@ impl State {
     }
 }
 
+/// One shard's parse records.
+type Shard = BTreeMap<String, ParsedFile>;
+
 /// Reads, checks and decodes every shard of the parse cache, in parallel.
 fn load_shards(dir: &Path, problems: &mut Vec<Distrust>) -> (BTreeMap<String, ParsedFile>, Shards) {
     let names: Vec<String> = std::fs::read_dir(dir)
@@ -235,7 +238,7 @@ fn load_shards(dir: &Path, problems: &mut Vec<Distrust>) -> (BTreeMap<String, Pa
                 .collect()
         })
         .unwrap_or_default();
-    let loaded: Vec<(String, Result<BTreeMap<String, ParsedFile>, String>)> = names
+    let loaded: Vec<(String, Result<Shard, String>)> = names
         .into_par_iter()
         .map(|name| {
             let body = read_checked(&dir.join(&name)).and_then(|b| b.ok_or_else(|| "gone".into()));
