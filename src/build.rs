@@ -23,7 +23,8 @@ use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
 use crate::state::reason::Reason;
 use crate::state::{
-    self, AttackCache, BlobInfo, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex,
+    self, AttackCache, BlobInfo, BuildRecord, ParseCache, SourceState, Sources, State, checksum,
+    sha256_hex,
 };
 
 /// The ATT&CK cluster files read, in the order they are hashed.
@@ -450,8 +451,8 @@ pub fn build(config: &Config) -> Result<Summary> {
     let record = BuildRecord {
         key: key_hash,
         inputs,
-        cluster_sha256: cluster_print.sha256.clone(),
-        galaxy_sha256: galaxy_print.sha256.clone(),
+        cluster_checksum: cluster_print.checksum.clone(),
+        galaxy_checksum: galaxy_print.checksum.clone(),
         values: values.len(),
         files: snapshots
             .iter()
@@ -535,19 +536,19 @@ fn unchanged_summary(
     }
 }
 
-fn file_sha256(path: &Path) -> Result<String> {
+fn file_checksum(path: &Path) -> Result<String> {
     std::fs::read(path)
-        .map(|b| sha256_hex(&b))
+        .map(|b| checksum(&b))
         .map_err(|e| Error::io(path, e))
 }
 
 /// Whether both output files still have the hashes the last build wrote.
 fn outputs_match(rec: &BuildRecord, cluster: &Path, galaxy: &Path) -> bool {
-    file_sha256(cluster).is_ok_and(|h| h == rec.cluster_sha256)
-        && file_sha256(galaxy).is_ok_and(|h| h == rec.galaxy_sha256)
+    file_checksum(cluster).is_ok_and(|h| h == rec.cluster_checksum)
+        && file_checksum(galaxy).is_ok_and(|h| h == rec.galaxy_checksum)
 }
 
-/// SHA-256 over the ATT&CK cluster files present in `dir`, names included.
+/// Checksum over the ATT&CK cluster files present in `dir`, names included.
 fn hash_attack(dir: &Path) -> Result<String> {
     let mut all = Vec::new();
     for name in ATTACK_FILES {
@@ -556,14 +557,14 @@ fn hash_attack(dir: &Path) -> Result<String> {
             Ok(bytes) => {
                 all.extend_from_slice(name.as_bytes());
                 all.push(0);
-                all.extend_from_slice(sha256_hex(&bytes).as_bytes());
+                all.extend_from_slice(checksum(&bytes).as_bytes());
                 all.push(b'\n');
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(path, e)),
         }
     }
-    Ok(sha256_hex(&all))
+    Ok(checksum(&all))
 }
 
 /// Compares two serialised build keys and names what differs.

@@ -1088,7 +1088,7 @@ fn damages() -> Vec<Damage> {
         let (header, _) = split_header(p);
         let body = br#"{"something": ["else"]}"#;
         let parts: Vec<&str> = header.split(' ').collect();
-        let sum = sigma_galaxy::state::sha256_hex(body);
+        let sum = sigma_galaxy::state::checksum(body);
         let mut out = format!("{} {} {sum}\n", parts[0], parts[1]).into_bytes();
         out.extend_from_slice(body);
         std::fs::write(p, out).unwrap();

@@ -37,9 +37,7 @@ use crate::config::GalaxyInfo;
 use crate::error::{Error, Result};
 use crate::merge::Value;
 use crate::relate::Relation;
-use sha2::{Digest, Sha256};
-
-use crate::state::{hex, sha256_hex};
+use crate::state::checksum;
 
 /// The largest version MISP can store.
 pub const MAX_VERSION: i64 = i32::MAX as i64;
@@ -164,22 +162,22 @@ fn cluster_head(info: &GalaxyInfo, values: Vec<Json>) -> Json {
 pub struct Content {
     /// misp-galaxy formatting of the content without `version`.
     pub text: String,
-    /// Value uuid → SHA-256 of the value's formatted text.
+    /// Value uuid → checksum of the value's formatted text.
     pub values: BTreeMap<String, String>,
-    /// The content's identity: SHA-256 over the formatted head (the content with no values) and the
+    /// The content's identity: BLAKE3 over the formatted head (the content with no values) and the
     /// values' hashes in file order, so that it costs no second pass over the text.
     pub hash: String,
 }
 
 /// The content hash of a head text and the hashes of its values, in order.
 fn content_hash<'a>(head: &str, values: impl Iterator<Item = &'a String>) -> String {
-    let mut h = Sha256::new();
+    let mut h = blake3::Hasher::new();
     h.update(head.as_bytes());
     for v in values {
         h.update(v.as_bytes());
         h.update(b"\n");
     }
-    hex(&h.finalize())
+    h.finalize().to_hex().to_string()
 }
 
 impl Content {
@@ -193,10 +191,7 @@ impl Content {
                     .par_iter()
                     .map(|v| {
                         let uuid = v.get("uuid").and_then(Json::as_str).unwrap_or_default();
-                        (
-                            uuid.to_string(),
-                            sha256_hex(json::fragment(v, 2).as_bytes()),
-                        )
+                        (uuid.to_string(), checksum(json::fragment(v, 2).as_bytes()))
                     })
                     .collect()
             })
@@ -220,7 +215,7 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
         .into_par_iter()
         .map(|i| {
             let text = value_text(&values[i], related.get(i).map_or(&[], Vec::as_slice));
-            let hash = sha256_hex(text.as_bytes());
+            let hash = checksum(text.as_bytes());
             (values[i].uuid.to_string(), text, hash)
         })
         .collect();
@@ -283,21 +278,21 @@ pub struct Written {
 /// What the state remembers of an output file it wrote, so that the next run need not parse it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
-    /// SHA-256 of the file's bytes.
-    pub sha256: String,
-    /// SHA-256 of its content without `version` (in misp-galaxy formatting).
+    /// [`checksum`] of the file's bytes.
+    pub checksum: String,
+    /// [`Content::hash`] of its content without `version`.
     pub content: String,
     pub version: i64,
-    /// Value uuid → SHA-256 of the value (cluster only), for the added/changed/removed counts.
+    /// Value uuid → checksum of the value's text (cluster only), for the added/changed/removed counts.
     pub values: BTreeMap<String, String>,
 }
 
 impl Fingerprint {
     /// The fingerprint of a parsed output file (content without `version`).
-    fn of(content: &Json, version: i64, sha256: String) -> Fingerprint {
+    fn of(content: &Json, version: i64, checksum: String) -> Fingerprint {
         let content = Content::of(content);
         Fingerprint {
-            sha256,
+            checksum,
             content: content.hash,
             version,
             values: content.values,
@@ -367,13 +362,13 @@ pub fn write(
 /// else computed from the parsed file; `None` when there is no usable file.
 fn previous(path: &Path, known: Option<&Fingerprint>) -> Option<Fingerprint> {
     let bytes = std::fs::read(path).ok()?;
-    let sha256 = sha256_hex(&bytes);
-    if let Some(k) = known.filter(|k| k.sha256 == sha256) {
+    let file_checksum = checksum(&bytes);
+    if let Some(k) = known.filter(|k| k.checksum == file_checksum) {
         return Some(k.clone());
     }
     let mut json: Json = serde_json::from_slice(&bytes).ok()?;
     let version = json.as_object_mut()?.remove("version")?.as_i64()?;
-    Some(Fingerprint::of(&json, version, sha256))
+    Some(Fingerprint::of(&json, version, file_checksum))
 }
 
 fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) -> Planned {
@@ -395,12 +390,12 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
     let mut bytes = String::with_capacity(text.len() + 32);
     bytes.push_str(body);
     bytes.push_str(&format!(",\n  \"version\": {version}\n}}\n"));
-    let sha256 = sha256_hex(bytes.as_bytes());
-    let rewrite = prev.is_none_or(|p| p.sha256 != sha256);
+    let file_checksum = checksum(bytes.as_bytes());
+    let rewrite = prev.is_none_or(|p| p.checksum != file_checksum);
     Planned {
         path,
         fingerprint: Fingerprint {
-            sha256,
+            checksum: file_checksum,
             content: content_hash,
             version,
             values: content.values,
@@ -521,7 +516,7 @@ mod tests {
         let mut parsed: Json = serde_json::from_str(&p.bytes).expect("json");
         parsed.as_object_mut().expect("object").remove("version");
         assert_eq!(
-            Fingerprint::of(&parsed, p.version, p.fingerprint.sha256.clone()),
+            Fingerprint::of(&parsed, p.version, p.fingerprint.checksum.clone()),
             p.fingerprint
         );
     }

@@ -64,7 +64,7 @@ pub struct BuildKey<'a> {
     pub filters: bool,
     pub strict: bool,
     pub ref_style: &'static str,
-    /// Hex SHA-256 of the ATT&CK cluster files used, in a fixed order.
+    /// Checksum of the ATT&CK cluster files used, in a fixed order.
     pub attack: Option<&'a str>,
     pub sources: Vec<SourceKey<'a>>,
 }

@@ -20,7 +20,7 @@
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
 //!
-//! Every file is one header line `sigma-galaxy-state <FORMAT> <sha256 of the rest>` and a body:
+//! Every file is one header line `sigma-galaxy-state <FORMAT> <BLAKE3 of the rest>` and a body:
 //! JSON for the small build record (readable when debugging why something was rebuilt), postcard (a
 //! compact binary serde format) for the megabytes of cache, which a run reads and writes whole.
 //! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
@@ -33,7 +33,7 @@
 //! |---|---|---|
 //! | parsed record | [`key::ParseKey`]: parser format, SHA-256 of the file's bytes | the bytes or the parser change |
 //! | history walk | [`key::FilterKey`]: the source's path filter | the filter changes, or the old tip is not on the new first-parent history (then walked again from scratch) |
-//! | whole build | [`key::BuildKey`]: tool version, galaxy fields, options, each source's name, location, commit, filter and link style, SHA-256 of the ATT&CK clusters | any of those changes, or an output file no longer has the hash written |
+//! | whole build | [`key::BuildKey`]: tool version, galaxy fields, options, each source's name, location, commit, filter and link style, checksum of the ATT&CK clusters | any of those changes, or an output file no longer has the hash written |
 //!
 //! A fresh build key and intact outputs mean nothing is done: no file is rewritten. Otherwise
 //! `build.json` is deleted *before* any work and written again only after the outputs are in place,
@@ -74,7 +74,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -90,9 +90,9 @@ pub struct BuildRecord {
     pub key: String,
     /// The [`key::BuildKey`] itself, to tell what changed.
     pub inputs: serde_json::Value,
-    /// Hex SHA-256 of the cluster and galaxy files written.
-    pub cluster_sha256: String,
-    pub galaxy_sha256: String,
+    /// Checksums ([`checksum`]) of the cluster and galaxy files written.
+    pub cluster_checksum: String,
+    pub galaxy_checksum: String,
     /// What the build reported, to report again when nothing changes.
     pub values: usize,
     /// Rule files per source name.
@@ -138,7 +138,7 @@ pub struct ParseCache {
 /// The ATT&CK index read from a `--attack-clusters` folder (`attack.bin`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackCache {
-    /// Hex SHA-256 over the cluster files' hashes.
+    /// Checksum over the cluster files' checksums.
     pub hash: String,
     pub index: crate::relate::AttackIndex,
 }
@@ -317,10 +317,17 @@ fn read_checked(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
             format.map_or_else(|| "?".into(), |f| f.to_string())
         ));
     }
-    if parts.next() != Some(sha256_hex(body).as_str()) {
+    if parts.next() != Some(checksum(body).as_str()) {
         return Err("checksum mismatch (truncated or damaged)".into());
     }
     Ok(Some(body.to_vec()))
+}
+
+/// Hex BLAKE3 of `bytes`: the integrity checksum of state and output files, which every run computes
+/// over tens of megabytes (BLAKE3 is several times faster than SHA-256 here). Rule contents and cache
+/// keys use SHA-256 ([`sha256_hex`]).
+pub fn checksum(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
 }
 
 /// Hex SHA-256 of `bytes`.
@@ -354,7 +361,7 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
         .prefix(".state-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    let header = format!("{MAGIC} {FORMAT} {}\n", sha256_hex(&body));
+    let header = format!("{MAGIC} {FORMAT} {}\n", checksum(&body));
     // No fsync: a state file cut short by a power loss fails its checksum and is rebuilt, so the
     // cost of syncing megabytes on every run buys nothing.
     tmp.write_all(header.as_bytes())
