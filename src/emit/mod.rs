@@ -303,7 +303,10 @@ impl Fingerprint {
 /// A file to write: its path, its bytes, its version, whether it differs from what is there.
 struct Planned {
     path: PathBuf,
-    bytes: String,
+    /// The content's text; the file is its first `body` bytes, then `tail` (which adds `version`).
+    text: String,
+    body: usize,
+    tail: String,
     version: i64,
     rewrite: bool,
     fingerprint: Fingerprint,
@@ -340,7 +343,7 @@ pub fn write(
     let staged: Vec<_> = [&c, &g]
         .into_iter()
         .filter(|p| p.rewrite)
-        .map(|p| stage(&p.path, &p.bytes).map(|t| (t, &p.path)))
+        .map(|p| stage(&p.path, &p.parts()).map(|t| (t, &p.path)))
         .collect::<Result<_>>()?;
     for (tmp, path) in staged {
         tmp.persist(path)
@@ -386,11 +389,15 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
         .trim_end()
         .strip_suffix('}')
         .unwrap_or(&text)
-        .trim_end();
-    let mut bytes = String::with_capacity(text.len() + 32);
-    bytes.push_str(body);
-    bytes.push_str(&format!(",\n  \"version\": {version}\n}}\n"));
-    let file_checksum = checksum(bytes.as_bytes());
+        .trim_end()
+        .len();
+    let tail = format!(",\n  \"version\": {version}\n}}\n");
+    let file_checksum = blake3::Hasher::new()
+        .update(text[..body].as_bytes())
+        .update(tail.as_bytes())
+        .finalize()
+        .to_hex()
+        .to_string();
     let rewrite = prev.is_none_or(|p| p.checksum != file_checksum);
     Planned {
         path,
@@ -400,9 +407,18 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
             version,
             values: content.values,
         },
-        bytes,
+        text,
+        body,
+        tail,
         version,
         rewrite,
+    }
+}
+
+impl Planned {
+    /// The file's bytes, in two parts.
+    fn parts(&self) -> [&str; 2] {
+        [&self.text[..self.body], &self.tail]
     }
 }
 
@@ -437,7 +453,7 @@ fn readable_by_all(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 /// Writes `bytes` to a temporary file in `path`'s folder, ready to be renamed over `path`.
-fn stage(path: &Path, bytes: &str) -> Result<tempfile::NamedTempFile> {
+fn stage(path: &Path, parts: &[&str]) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut tmp = tempfile::Builder::new()
@@ -450,7 +466,7 @@ fn stage(path: &Path, bytes: &str) -> Result<tempfile::NamedTempFile> {
         Ok(old) => tmp.as_file().set_permissions(old.permissions()),
         Err(_) => readable_by_all(tmp.as_file()),
     }
-    .and_then(|()| tmp.write_all(bytes.as_bytes()))
+    .and_then(|()| parts.iter().try_for_each(|p| tmp.write_all(p.as_bytes())))
     .map_err(|e| Error::io(tmp.path(), e))?;
     Ok(tmp)
 }
@@ -472,7 +488,7 @@ mod tests {
         let p = planned(1, None, 1_700_000_000);
         let mut full = content(1);
         full["version"] = json!(1_700_000_000);
-        assert_eq!(p.bytes, json::to_misp_json(&full));
+        assert_eq!(p.parts().concat(), json::to_misp_json(&full));
         assert!(p.rewrite);
     }
 
@@ -513,7 +529,7 @@ mod tests {
     #[test]
     fn a_parsed_file_and_a_recorded_fingerprint_agree() {
         let p = planned(1, None, 1_700_000_000);
-        let mut parsed: Json = serde_json::from_str(&p.bytes).expect("json");
+        let mut parsed: Json = serde_json::from_str(&p.parts().concat()).expect("json");
         parsed.as_object_mut().expect("object").remove("version");
         assert_eq!(
             Fingerprint::of(&parsed, p.version, p.fingerprint.checksum.clone()),
