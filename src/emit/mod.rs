@@ -393,7 +393,7 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
         .len();
     let tail = format!(",\n  \"version\": {version}\n}}\n");
     let file_checksum = blake3::Hasher::new()
-        .update(text[..body].as_bytes())
+        .update(&text.as_bytes()[..body])
         .update(tail.as_bytes())
         .finalize()
         .to_hex()
