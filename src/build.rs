@@ -27,14 +27,6 @@ use crate::state::{
     sha256_hex,
 };
 
-/// The ATT&CK cluster files read, in the order they are hashed.
-const ATTACK_FILES: [&str; 4] = [
-    "mitre-attack-pattern.json",
-    "mitre-intrusion-set.json",
-    "mitre-malware.json",
-    "mitre-tool.json",
-];
-
 /// A rule file of some source, and where its parse result comes from.
 struct FileJob {
     source: usize,
@@ -113,7 +105,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     let attack_hash = config
         .attack_clusters
         .as_deref()
-        .map(hash_attack)
+        .map(relate::attack_checksum)
         .transpose()?;
     let build_key = BuildKey::new(config, &snapshots, attack_hash.as_deref());
     let inputs = serde_json::to_value(&build_key).unwrap_or_default();
@@ -135,260 +127,33 @@ pub fn build(config: &Config) -> Result<Summary> {
             }
             reasons.push(Reason::OutputsChanged);
         }
-        Some(rec) => reasons.extend(what_changed(&rec.inputs, &inputs)),
+        Some(rec) => reasons.extend(Reason::between(&rec.inputs, &inputs)),
         None if !config.full && prev.sources.sources.is_empty() => reasons.push(Reason::NoState),
         None => {}
     }
     clock.lap("fresh check");
     state::invalidate(&config.state)?;
-    // The rule files: the previous build's list plus the tree differences when there is one.
-    for snap in &mut snapshots {
-        let filter_key = key::hash(&FilterKey::new(&snap.filter));
-        let updated = prev
-            .sources
-            .sources
-            .get(&snap.name)
-            .filter(|o| o.filter == filter_key)
-            .and_then(|o| {
-                diff::update_files(&snap.repo, &o.commit, &o.files, snap.commit, &snap.filter).ok()
-            });
-        match updated {
-            Some(files) => snap.files = files,
-            None => snap.list_files()?,
-        }
-    }
+    list_rule_files(&mut snapshots, &prev.sources)?;
     clock.lap("list");
-    let attack = match (config.attack_clusters.as_deref(), attack_hash) {
-        (Some(dir), Some(hash)) => Some(match prev.attack.take() {
-            Some(cached) if cached.hash == hash => cached,
-            _ => AttackCache {
-                hash,
-                index: AttackIndex::load(dir)?,
-            },
-        }),
-        _ => None,
-    };
-
+    let attack = attack_index(config, prev.attack.take(), attack_hash)?;
     clock.lap("attack index");
-    // diff: history walks and renames, per source.
-    let mut new_sources = Sources::default();
-    let mut all_renames = Vec::new();
-    let mut histories = Vec::new();
-    for snap in &snapshots {
-        let filter_key = key::hash(&FilterKey::new(&snap.filter));
-        let old = prev
-            .sources
-            .sources
-            .get(&snap.name)
-            .filter(|o| o.filter == filter_key);
-        let paths: Vec<String> = snap.files.iter().map(|f| f.path.clone()).collect();
-        let source_err = |e: git2::Error| Error::Source {
-            source_name: snap.name.clone(),
-            message: format!("walking history: {}", e.message()),
-        };
-        let (history, _walk) = diff::walk(
-            &snap.repo,
-            snap.commit,
-            &paths,
-            &snap.filter,
-            old.map(|o| &o.history),
-        )
-        .map_err(source_err)?;
-        // Renames only matter to remembered uuids whose path is gone; finding them reads blobs, so
-        // skip it when no such path exists.
-        let ledger_path_gone = prev
-            .sources
-            .ledger
-            .sources
-            .get(&snap.name)
-            .is_some_and(|e| {
-                e.keys().any(|slot| {
-                    let path = slot.rsplit_once('#').map_or(slot.as_str(), |(p, _)| p);
-                    snap.files
-                        .binary_search_by(|f| f.path.as_str().cmp(path))
-                        .is_err()
-                })
-            });
-        let renames = last_built
-            .get(&snap.name)
-            .filter(|_| ledger_path_gone)
-            .and_then(|c| git2::Oid::from_str(c).ok())
-            .filter(|&c| c != snap.commit)
-            .and_then(|c| diff::renames(&snap.repo, c, snap.commit, &snap.filter).ok())
-            .unwrap_or_default();
-        all_renames.push(renames);
-        histories.push(history);
-        new_sources.sources.insert(
-            snap.name.clone(),
-            SourceState {
-                commit: snap.commit.to_string(),
-                filter: filter_key,
-                files: snap
-                    .files
-                    .iter()
-                    .map(|f| (f.path.clone(), f.blob.to_string()))
-                    .collect(),
-                history: histories.last().cloned().unwrap_or_default(),
-            },
-        );
-    }
-
+    let walked = walk_sources(&snapshots, &prev.sources, &last_built)?;
     clock.lap("diff");
-    // parse: reuse what the cache knows, parse the rest in parallel. Entries move from the old cache to
-    // the new one, which holds exactly the current files' contents.
-    let mut cache = ParseCache {
-        parser: key::PARSER_FORMAT,
-        ..ParseCache::default()
-    };
-    let keys_valid = prev.parsed.parser == key::PARSER_FORMAT;
-    let mut jobs: Vec<FileJob> = Vec::new();
-    for (s, snap) in snapshots.iter().enumerate() {
-        for f in &snap.files {
-            let known = prev.parsed.blobs.get(&f.blob.to_string());
-            let content = known.map(|b| b.content.clone());
-            let key = known
-                .map(|b| match keys_valid {
-                    true => b.key.clone(),
-                    false => key::hash(&ParseKey::new(&b.content)),
-                })
-                .filter(|k| take_entry(&mut prev.parsed, &mut cache, k));
-            jobs.push(FileJob {
-                source: s,
-                path: f.path.clone(),
-                blob: f.blob,
-                content,
-                key,
-            });
-        }
-    }
-    let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
-    // Reading and hashing happen in parallel too, each worker with its own repository handles
-    // (a git2 repository is not shared between threads).
-    let git_dirs: Vec<&Path> = snapshots.iter().map(|s| s.git_dir.as_path()).collect();
-    let source_names: Vec<&str> = snapshots.iter().map(|s| s.name.as_str()).collect();
-    let open_all = || -> std::result::Result<Vec<git2::Repository>, String> {
-        git_dirs
-            .iter()
-            .map(|d| git2::Repository::open(d).map_err(|e| e.message().to_string()))
-            .collect()
-    };
-    let read: Vec<(usize, Vec<u8>, String)> = unknown
-        .par_iter()
-        .map_init(open_all, |repos, &i| {
-            let job = &jobs[i];
-            let failed = |message: String| Error::Source {
-                source_name: source_names[job.source].to_string(),
-                message: format!("reading {}: {message}", job.path),
-            };
-            let repo = &repos.as_ref().map_err(|m| failed(m.clone()))?[job.source];
-            let bytes = repo
-                .find_blob(job.blob)
-                .map(|b| b.content().to_vec())
-                .map_err(|e| failed(e.message().to_string()))?;
-            let content = sha256_hex(&bytes);
-            Ok((i, bytes, content))
-        })
-        .collect::<Result<_>>()?;
-    let mut to_parse: Vec<(usize, Vec<u8>, String)> = Vec::new();
-    for (i, bytes, content) in read {
-        let key = key::hash(&ParseKey::new(&content));
-        jobs[i].content = Some(content);
-        if take_entry(&mut prev.parsed, &mut cache, &key) {
-            jobs[i].key = Some(key);
-        } else {
-            to_parse.push((i, bytes, key));
-        }
-    }
-    let parsed_now: Vec<(usize, String, ParsedFile)> = to_parse
-        .into_par_iter()
-        .map(|(i, bytes, key)| (i, key, parse::parse_file(&bytes)))
-        .collect();
-    let parsed_count = parsed_now.len();
-    for (i, key, parsed) in parsed_now {
-        if config.output.verbose() {
-            reasons.push(Reason::NewContent {
-                file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
-            });
-        }
-        cache.entries.entry(key.clone()).or_insert(parsed);
-        jobs[i].key = Some(key);
-    }
-    for job in &jobs {
-        if let (Some(content), Some(key)) = (&job.content, &job.key) {
-            let info = BlobInfo {
-                content: content.clone(),
-                key: key.clone(),
-            };
-            cache.blobs.insert(job.blob.to_string(), info);
-        }
-    }
-    state::save_parsed(&config.state, &cache, &prev.shards)?;
+    let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
+    state::save_parsed(&config.state, &parsed.cache, &prev.shards)?;
     clock.lap("parse");
 
     // merge: candidates in source, path, index order, with links and remembered uuids.
     let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
-    let mut warnings = Vec::new();
-    let mut candidates = Vec::new();
-    let lookups: Vec<_> = snapshots
-        .iter()
-        .zip(&all_renames)
-        .map(|(snap, renames)| {
-            let paths: HashSet<&str> = snap.files.iter().map(|f| f.path.as_str()).collect();
-            prev.sources.ledger.lookup(&snap.name, &paths, renames)
-        })
-        .collect();
-    // Parse records move into the candidates: copied only for the rare contents that several files
-    // share.
-    let mut users: HashMap<&str, usize> = HashMap::new();
-    for key in jobs.iter().filter_map(|j| j.key.as_deref()) {
-        *users.entry(key).or_default() += 1;
-    }
-    let mut entries = std::mem::take(&mut cache.entries);
-    let mut contents: HashMap<(usize, &str), &str> = HashMap::new();
-    for job in &jobs {
-        let snap = &snapshots[job.source];
-        let content = job.content.as_deref().unwrap_or_default();
-        contents.insert((job.source, job.path.as_str()), content);
-        let Some(key) = job.key.as_deref() else {
-            continue;
-        };
-        let file = match users.get_mut(key) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                entries.get(key).cloned()
-            }
-            _ => entries.remove(key),
-        };
-        let Some(file) = file else { continue };
-        for p in file.problems {
-            warnings.push(Warning::new(&snap.name, &job.path, p.line, p.message));
-        }
-        let link = snap.web.as_ref().map(|w| {
-            let rev = match config.ref_style {
-                RefStyle::LastChange => histories[job.source]
-                    .last_change
-                    .get(&job.path)
-                    .cloned()
-                    .unwrap_or_else(|| snap.commit.to_string()),
-                RefStyle::Commit => snap.commit.to_string(),
-                RefStyle::Branch => snap
-                    .branch
-                    .clone()
-                    .unwrap_or_else(|| snap.commit.to_string()),
-            };
-            w.file_url(&rev, &job.path)
-        });
-        for rule in file.rules {
-            candidates.push(Candidate {
-                source: job.source,
-                path: job.path.clone(),
-                remembered: lookups[job.source].remembered(&job.path, rule.index, content),
-                rule,
-                link: link.clone(),
-            });
-        }
-    }
-    drop(lookups);
+    let (candidates, mut warnings) = candidates(
+        config,
+        &snapshots,
+        &walked,
+        &prev.sources,
+        // Saved: the records can now move on into the merge.
+        std::mem::take(&mut parsed.cache.entries),
+        &parsed.jobs,
+    );
     clock.lap("candidates");
     let values = merge::merge(
         candidates,
@@ -398,25 +163,9 @@ pub fn build(config: &Config) -> Result<Summary> {
         config.filters,
         &mut warnings,
     );
-    for v in values.iter().filter(|v| !v.own_id) {
-        let content = contents
-            .get(&(v.source, v.path.as_str()))
-            .copied()
-            .unwrap_or_default();
-        new_sources
-            .ledger
-            .record(&names[v.source], &v.path, v.rule.index, v.uuid, content);
-    }
-    // Keep remembered uuids of sources not built this time (they may come back).
-    for (name, entries) in &prev.sources.ledger.sources {
-        if !names.contains(name) {
-            new_sources
-                .ledger
-                .sources
-                .insert(name.clone(), entries.clone());
-        }
-    }
-
+    let mut new_sources = walked.sources;
+    new_sources.ledger = remembered_uuids(&values, &names, &parsed.jobs, &prev.sources.ledger);
+    let (histories, jobs, parsed_count) = (walked.histories, parsed.jobs, parsed.count);
     clock.lap("merge");
     // relate, then emit.
     let related = relate::relate(&values, attack.as_ref().map(|a| &a.index));
@@ -483,6 +232,357 @@ pub fn build(config: &Config) -> Result<Summary> {
     })
 }
 
+/// What walking the sources' histories gave.
+struct Walked {
+    /// Per source (in order): the history walk.
+    histories: Vec<diff::History>,
+    /// Per source: renamed rule files, new path → old path (only when a remembered uuid needs them).
+    renames: Vec<HashMap<String, String>>,
+    /// The new per-source state (the ledger and outputs are filled in later).
+    sources: Sources,
+}
+
+/// What parsing (with the cache) gave.
+struct Parsed {
+    /// Every rule file of every source, in source then path order.
+    jobs: Vec<FileJob>,
+    /// The new cache: exactly the current files' contents.
+    cache: ParseCache,
+    /// Files parsed this run.
+    count: usize,
+}
+
+/// Parse key → parse record.
+type ParseRecords = std::collections::BTreeMap<String, ParsedFile>;
+
+/// Lists each source's rule files: the previous build's list plus the tree differences when there is
+/// one for the same filter, else the whole tree.
+fn list_rule_files(snapshots: &mut [Snapshot], prev: &Sources) -> Result<()> {
+    for snap in snapshots {
+        let filter_key = key::hash(&FilterKey::new(&snap.filter));
+        let updated = prev
+            .sources
+            .get(&snap.name)
+            .filter(|o| o.filter == filter_key)
+            .and_then(|o| {
+                diff::update_files(&snap.repo, &o.commit, &o.files, snap.commit, &snap.filter).ok()
+            });
+        match updated {
+            Some(files) => snap.files = files,
+            None => snap.list_files()?,
+        }
+    }
+    Ok(())
+}
+
+/// The ATT&CK index: the cached one when the clusters are unchanged, else read anew.
+fn attack_index(
+    config: &Config,
+    cached: Option<AttackCache>,
+    hash: Option<String>,
+) -> Result<Option<AttackCache>> {
+    let (Some(dir), Some(hash)) = (config.attack_clusters.as_deref(), hash) else {
+        return Ok(None);
+    };
+    Ok(Some(match cached {
+        Some(cached) if cached.hash == hash => cached,
+        _ => AttackCache {
+            hash,
+            index: AttackIndex::load(dir)?,
+        },
+    }))
+}
+
+/// Walks each source's first-parent history (only the new commits when the previous walk is usable)
+/// and finds renames since the last built commit when a remembered uuid's path is gone.
+fn walk_sources(
+    snapshots: &[Snapshot],
+    prev: &Sources,
+    last_built: &HashMap<String, String>,
+) -> Result<Walked> {
+    let mut walked = Walked {
+        histories: Vec::new(),
+        renames: Vec::new(),
+        sources: Sources::default(),
+    };
+    for snap in snapshots {
+        let filter_key = key::hash(&FilterKey::new(&snap.filter));
+        let old = prev
+            .sources
+            .get(&snap.name)
+            .filter(|o| o.filter == filter_key);
+        let paths: Vec<String> = snap.files.iter().map(|f| f.path.clone()).collect();
+        let source_err = |e: git2::Error| Error::Source {
+            source_name: snap.name.clone(),
+            message: format!("walking history: {}", e.message()),
+        };
+        let (history, _) = diff::walk(
+            &snap.repo,
+            snap.commit,
+            &paths,
+            &snap.filter,
+            old.map(|o| &o.history),
+        )
+        .map_err(source_err)?;
+        // Renames only matter to remembered uuids whose path is gone; finding them reads blobs, so
+        // it is skipped when no such path exists.
+        let ledger_path_gone = prev.ledger.sources.get(&snap.name).is_some_and(|e| {
+            e.keys().any(|slot| {
+                let path = slot.rsplit_once('#').map_or(slot.as_str(), |(p, _)| p);
+                snap.files
+                    .binary_search_by(|f| f.path.as_str().cmp(path))
+                    .is_err()
+            })
+        });
+        let renames = last_built
+            .get(&snap.name)
+            .filter(|_| ledger_path_gone)
+            .and_then(|c| git2::Oid::from_str(c).ok())
+            .filter(|&c| c != snap.commit)
+            .and_then(|c| diff::renames(&snap.repo, c, snap.commit, &snap.filter).ok())
+            .unwrap_or_default();
+        walked.sources.sources.insert(
+            snap.name.clone(),
+            SourceState {
+                commit: snap.commit.to_string(),
+                filter: filter_key,
+                files: snap
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), f.blob.to_string()))
+                    .collect(),
+                history: history.clone(),
+            },
+        );
+        walked.renames.push(renames);
+        walked.histories.push(history);
+    }
+    Ok(walked)
+}
+
+/// Gives every rule file its parse record: from the cache when its content is known (unchanged files
+/// are not even read), else read, hashed and parsed, in parallel. Records move from the old cache to
+/// the new one, which ends up holding exactly the current files' contents.
+fn parse_rules(
+    config: &Config,
+    snapshots: &[Snapshot],
+    old: &mut ParseCache,
+    reasons: &mut Vec<Reason>,
+) -> Result<Parsed> {
+    let mut cache = ParseCache {
+        parser: key::PARSER_FORMAT,
+        ..ParseCache::default()
+    };
+    let keys_valid = old.parser == key::PARSER_FORMAT;
+    let mut old_blobs = std::mem::take(&mut old.blobs);
+    let mut jobs: Vec<FileJob> = Vec::new();
+    for (s, snap) in snapshots.iter().enumerate() {
+        for f in &snap.files {
+            let blob = f.blob.to_string();
+            let known = old_blobs
+                .remove(&blob)
+                .or_else(|| cache.blobs.get(&blob).cloned());
+            let (content, key) = match known {
+                Some(b) if keys_valid => (Some(b.content), Some(b.key)),
+                Some(b) => {
+                    let key = key::hash(&ParseKey::new(&b.content));
+                    (Some(b.content), Some(key))
+                }
+                None => (None, None),
+            };
+            let key = key.filter(|k| take_entry(old, &mut cache, k));
+            if let (Some(content), Some(key)) = (&content, &key) {
+                let info = BlobInfo {
+                    content: content.clone(),
+                    key: key.clone(),
+                };
+                cache.blobs.insert(blob, info);
+            }
+            jobs.push(FileJob {
+                source: s,
+                path: f.path.clone(),
+                blob: f.blob,
+                content,
+                key,
+            });
+        }
+    }
+    let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
+    let read = read_blobs(snapshots, &jobs, &unknown)?;
+    let mut to_parse: Vec<(usize, Vec<u8>, String)> = Vec::new();
+    for (i, bytes, content) in read {
+        let key = key::hash(&ParseKey::new(&content));
+        jobs[i].content = Some(content);
+        if take_entry(old, &mut cache, &key) {
+            jobs[i].key = Some(key);
+        } else {
+            to_parse.push((i, bytes, key));
+        }
+    }
+    let parsed_now: Vec<(usize, String, ParsedFile)> = to_parse
+        .into_par_iter()
+        .map(|(i, bytes, key)| (i, key, parse::parse_file(&bytes)))
+        .collect();
+    let count = parsed_now.len();
+    for (i, key, parsed) in parsed_now {
+        if config.output.verbose() {
+            reasons.push(Reason::NewContent {
+                file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
+            });
+        }
+        cache.entries.entry(key.clone()).or_insert(parsed);
+        jobs[i].key = Some(key);
+    }
+    for i in unknown {
+        let job = &jobs[i];
+        if let (Some(content), Some(key)) = (&job.content, &job.key) {
+            let info = BlobInfo {
+                content: content.clone(),
+                key: key.clone(),
+            };
+            cache.blobs.insert(job.blob.to_string(), info);
+        }
+    }
+    Ok(Parsed { jobs, cache, count })
+}
+
+/// Reads and hashes the blobs of `which` jobs, in parallel, each worker with its own repository
+/// handles (a git2 repository is not shared between threads).
+fn read_blobs(
+    snapshots: &[Snapshot],
+    jobs: &[FileJob],
+    which: &[usize],
+) -> Result<Vec<(usize, Vec<u8>, String)>> {
+    let git_dirs: Vec<&Path> = snapshots.iter().map(|s| s.git_dir.as_path()).collect();
+    let source_names: Vec<&str> = snapshots.iter().map(|s| s.name.as_str()).collect();
+    let open_all = || -> std::result::Result<Vec<git2::Repository>, String> {
+        git_dirs
+            .iter()
+            .map(|d| git2::Repository::open(d).map_err(|e| e.message().to_string()))
+            .collect()
+    };
+    which
+        .par_iter()
+        .map_init(open_all, |repos, &i| {
+            let job = &jobs[i];
+            let failed = |message: String| Error::Source {
+                source_name: source_names[job.source].to_string(),
+                message: format!("reading {}: {message}", job.path),
+            };
+            let repo = &repos.as_ref().map_err(|m| failed(m.clone()))?[job.source];
+            let bytes = repo
+                .find_blob(job.blob)
+                .map(|b| b.content().to_vec())
+                .map_err(|e| failed(e.message().to_string()))?;
+            let content = sha256_hex(&bytes);
+            Ok((i, bytes, content))
+        })
+        .collect()
+}
+
+/// Turns parse records into merge candidates (source, path, index order) with their links and
+/// remembered uuids; the files' problems become warnings. Records move: copied only for the rare
+/// contents that several files share.
+fn candidates(
+    config: &Config,
+    snapshots: &[Snapshot],
+    walked: &Walked,
+    prev: &Sources,
+    mut records: ParseRecords,
+    jobs: &[FileJob],
+) -> (Vec<Candidate>, Vec<Warning>) {
+    let lookups: Vec<_> = snapshots
+        .iter()
+        .zip(&walked.renames)
+        .map(|(snap, renames)| {
+            let paths: HashSet<&str> = snap.files.iter().map(|f| f.path.as_str()).collect();
+            prev.ledger.lookup(&snap.name, &paths, renames)
+        })
+        .collect();
+    let mut users: HashMap<&str, usize> = HashMap::new();
+    for key in jobs.iter().filter_map(|j| j.key.as_deref()) {
+        *users.entry(key).or_default() += 1;
+    }
+    let mut warnings = Vec::new();
+    let mut candidates = Vec::new();
+    for job in jobs {
+        let snap = &snapshots[job.source];
+        let Some(key) = job.key.as_deref() else {
+            continue;
+        };
+        let file = match users.get_mut(key) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                records.get(key).cloned()
+            }
+            _ => records.remove(key),
+        };
+        let Some(file) = file else { continue };
+        for p in file.problems {
+            warnings.push(Warning::new(&snap.name, &job.path, p.line, p.message));
+        }
+        let link = snap.web.as_ref().map(|w| {
+            let rev = match config.ref_style {
+                RefStyle::LastChange => walked.histories[job.source]
+                    .last_change
+                    .get(&job.path)
+                    .cloned()
+                    .unwrap_or_else(|| snap.commit.to_string()),
+                RefStyle::Commit => snap.commit.to_string(),
+                RefStyle::Branch => snap
+                    .branch
+                    .clone()
+                    .unwrap_or_else(|| snap.commit.to_string()),
+            };
+            w.file_url(&rev, &job.path)
+        });
+        let content = job.content.as_deref().unwrap_or_default();
+        for rule in file.rules {
+            candidates.push(Candidate {
+                source: job.source,
+                path: job.path.clone(),
+                remembered: lookups[job.source].remembered(&job.path, rule.index, content),
+                rule,
+                link: link.clone(),
+            });
+        }
+    }
+    (candidates, warnings)
+}
+
+/// The new UUID ledger: every value without its own id, plus what the old ledger remembers of sources
+/// not built this time (they may come back).
+fn remembered_uuids(
+    values: &[merge::Value],
+    names: &[String],
+    jobs: &[FileJob],
+    old: &state::ledger::Ledger,
+) -> state::ledger::Ledger {
+    let contents: HashMap<(usize, &str), &str> = jobs
+        .iter()
+        .map(|j| {
+            (
+                (j.source, j.path.as_str()),
+                j.content.as_deref().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut ledger = state::ledger::Ledger::default();
+    for v in values.iter().filter(|v| !v.own_id) {
+        let content = contents
+            .get(&(v.source, v.path.as_str()))
+            .copied()
+            .unwrap_or_default();
+        ledger.record(&names[v.source], &v.path, v.rule.index, v.uuid, content);
+    }
+    for (name, entries) in &old.sources {
+        if !names.contains(name) {
+            ledger.sources.insert(name.clone(), entries.clone());
+        }
+    }
+    ledger
+}
+
 /// The stage timings, when asked for with --verbose.
 fn timings(config: &Config, clock: Stopwatch) -> Vec<Timing> {
     if config.output.verbose() {
@@ -546,93 +646,4 @@ fn file_checksum(path: &Path) -> Result<String> {
 fn outputs_match(rec: &BuildRecord, cluster: &Path, galaxy: &Path) -> bool {
     file_checksum(cluster).is_ok_and(|h| h == rec.cluster_checksum)
         && file_checksum(galaxy).is_ok_and(|h| h == rec.galaxy_checksum)
-}
-
-/// Checksum over the ATT&CK cluster files present in `dir`, names included.
-fn hash_attack(dir: &Path) -> Result<String> {
-    let mut all = Vec::new();
-    for name in ATTACK_FILES {
-        let path = dir.join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                all.extend_from_slice(name.as_bytes());
-                all.push(0);
-                all.extend_from_slice(checksum(&bytes).as_bytes());
-                all.push(b'\n');
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(path, e)),
-        }
-    }
-    Ok(checksum(&all))
-}
-
-/// Compares two serialised build keys and names what differs.
-fn what_changed(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Reason> {
-    let mut out = Vec::new();
-    let field = |v: &serde_json::Value, k: &str| v.get(k).cloned().unwrap_or_default();
-    if field(old, "tool") != field(new, "tool") {
-        out.push(Reason::ToolChanged {
-            from: field(old, "tool").as_str().unwrap_or("?").to_string(),
-            to: field(new, "tool").as_str().unwrap_or("?").to_string(),
-        });
-    }
-    for (k, what) in [
-        ("galaxy", "the galaxy's own fields"),
-        ("filters", "--filters"),
-        ("strict", "--strict"),
-        ("ref_style", "--ref-style"),
-        ("format", "the state format"),
-    ] {
-        if field(old, k) != field(new, k) {
-            out.push(Reason::OptionsChanged { what: what.into() });
-        }
-    }
-    if field(old, "attack") != field(new, "attack") {
-        out.push(Reason::AttackChanged);
-    }
-    let by_name = |v: &serde_json::Value| -> HashMap<String, serde_json::Value> {
-        field(v, "sources")
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| Some((s.get("name")?.as_str()?.to_string(), s.clone())))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (old_s, new_s) = (by_name(old), by_name(new));
-    let mut names: Vec<&String> = old_s.keys().chain(new_s.keys()).collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let source = name.clone();
-        match (old_s.get(name), new_s.get(name)) {
-            (None, Some(_)) => out.push(Reason::SourceAdded { source }),
-            (Some(_), None) => out.push(Reason::SourceRemoved { source }),
-            (Some(o), Some(n)) => {
-                let commit =
-                    |v: &serde_json::Value| field(v, "commit").as_str().unwrap_or("").to_string();
-                if commit(o) != commit(n) {
-                    out.push(Reason::SourceMoved {
-                        source: source.clone(),
-                        from: commit(o),
-                        to: commit(n),
-                    });
-                }
-                let mut o = o.clone();
-                let mut n = n.clone();
-                for v in [&mut o, &mut n] {
-                    if let Some(m) = v.as_object_mut() {
-                        m.remove("commit");
-                    }
-                }
-                if o != n {
-                    out.push(Reason::SourceSettingsChanged { source });
-                }
-            }
-            (None, None) => {}
-        }
-    }
-    out
 }

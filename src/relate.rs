@@ -140,6 +140,34 @@ fn load_cluster(path: &Path) -> Result<HashMap<String, Vec<Uuid>>> {
     Ok(map)
 }
 
+/// The misp-galaxy cluster files ATT&CK links come from, in the order they are checksummed.
+const ATTACK_FILES: [&str; 4] = [
+    "mitre-attack-pattern.json",
+    "mitre-intrusion-set.json",
+    "mitre-malware.json",
+    "mitre-tool.json",
+];
+
+/// A checksum over the ATT&CK cluster files present in `dir` (names included): what an
+/// [`AttackIndex`] read from `dir` depends on.
+pub fn attack_checksum(dir: &Path) -> Result<String> {
+    let mut all = Vec::new();
+    for name in ATTACK_FILES {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                all.extend_from_slice(name.as_bytes());
+                all.push(0);
+                all.extend_from_slice(crate::state::checksum(&bytes).as_bytes());
+                all.push(b'\n');
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(crate::state::checksum(&all))
+}
+
 /// MISP relationship type for a Sigma `related.type`.
 pub fn sigma_relation(kind: &str) -> Option<&'static str> {
     Some(match kind.to_ascii_lowercase().as_str() {

@@ -1,6 +1,8 @@
 //! Why a build did work: one variant per cause, one sentence each, shown under `--verbose` and in the
 //! JSON summary's `reasons`.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 /// Why (part of) a build was redone.
@@ -78,5 +80,78 @@ impl std::fmt::Display for Reason {
             }
             Reason::NewContent { file } => write!(f, "{file}: content not in the cache, parsed"),
         }
+    }
+}
+
+impl Reason {
+    /// What differs between two serialised build keys ([`super::key::BuildKey`]), as reasons.
+    pub fn between(old: &serde_json::Value, new: &serde_json::Value) -> Vec<Reason> {
+        let mut out = Vec::new();
+        let field = |v: &serde_json::Value, k: &str| v.get(k).cloned().unwrap_or_default();
+        if field(old, "tool") != field(new, "tool") {
+            out.push(Reason::ToolChanged {
+                from: field(old, "tool").as_str().unwrap_or("?").to_string(),
+                to: field(new, "tool").as_str().unwrap_or("?").to_string(),
+            });
+        }
+        for (k, what) in [
+            ("galaxy", "the galaxy's own fields"),
+            ("filters", "--filters"),
+            ("strict", "--strict"),
+            ("ref_style", "--ref-style"),
+            ("format", "the state format"),
+        ] {
+            if field(old, k) != field(new, k) {
+                out.push(Reason::OptionsChanged { what: what.into() });
+            }
+        }
+        if field(old, "attack") != field(new, "attack") {
+            out.push(Reason::AttackChanged);
+        }
+        let by_name = |v: &serde_json::Value| -> HashMap<String, serde_json::Value> {
+            field(v, "sources")
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| Some((s.get("name")?.as_str()?.to_string(), s.clone())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (old_s, new_s) = (by_name(old), by_name(new));
+        let mut names: Vec<&String> = old_s.keys().chain(new_s.keys()).collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let source = name.clone();
+            match (old_s.get(name), new_s.get(name)) {
+                (None, Some(_)) => out.push(Reason::SourceAdded { source }),
+                (Some(_), None) => out.push(Reason::SourceRemoved { source }),
+                (Some(o), Some(n)) => {
+                    let commit = |v: &serde_json::Value| {
+                        field(v, "commit").as_str().unwrap_or("").to_string()
+                    };
+                    if commit(o) != commit(n) {
+                        out.push(Reason::SourceMoved {
+                            source: source.clone(),
+                            from: commit(o),
+                            to: commit(n),
+                        });
+                    }
+                    let mut o = o.clone();
+                    let mut n = n.clone();
+                    for v in [&mut o, &mut n] {
+                        if let Some(m) = v.as_object_mut() {
+                            m.remove("commit");
+                        }
+                    }
+                    if o != n {
+                        out.push(Reason::SourceSettingsChanged { source });
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        out
     }
 }
