@@ -52,9 +52,9 @@ pub fn galaxy_path(out: &Path, kind: &str) -> PathBuf {
     out.join("galaxies").join(format!("{kind}.json"))
 }
 
-/// One value, formatted as it stands in a cluster's `values` list (misp-galaxy formatting, nested two
-/// levels deep), written straight to text: keys below are in sorted order.
-pub fn value_text(v: &Value, related: &[Relation]) -> String {
+/// Appends one value, formatted as it stands in a cluster's `values` list (misp-galaxy formatting,
+/// nested two levels deep), written straight to text: keys below are in sorted order.
+fn write_value(out: &mut String, v: &Value, related: &[Relation]) {
     fn text(t: Option<&str>) -> Option<&str> {
         t.filter(|t| !t.is_empty())
     }
@@ -71,8 +71,7 @@ pub fn value_text(v: &Value, related: &[Relation]) -> String {
         }
     }
     let filename = v.path.rsplit('/').next().unwrap_or(&v.path);
-    let mut out = String::with_capacity(1024);
-    let mut w = json::ObjectWriter::new(&mut out, 2);
+    let mut w = json::ObjectWriter::new(out, 2);
     if let Some(d) = text(r.description.as_deref()) {
         w.string("description", d);
     }
@@ -125,7 +124,6 @@ pub fn value_text(v: &Value, related: &[Relation]) -> String {
     w.string("uuid", &v.uuid.to_string());
     w.string("value", &v.title);
     w.finish();
-    out
 }
 
 fn nonempty(list: &[String]) -> Vec<&str> {
@@ -211,38 +209,59 @@ impl Content {
 /// The cluster without its version, formatted: values are formatted in parallel and spliced into the
 /// formatted head, which gives the same text as formatting the whole cluster as one JSON tree.
 pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation>]) -> Content {
-    let parts: Vec<(String, String, String)> = sorted(values)
-        .into_par_iter()
-        .map(|i| {
-            let text = value_text(&values[i], related.get(i).map_or(&[], Vec::as_slice));
-            let hash = checksum(text.as_bytes());
-            (values[i].uuid.to_string(), text, hash)
+    /// Values are written in runs of this many, one string per run, so that a few large buffers
+    /// are allocated instead of one per value.
+    const RUN: usize = 128;
+    const SEPARATOR: &str = ",\n    ";
+    let order = sorted(values);
+    let runs: Vec<(String, Vec<(String, String)>)> = order
+        .par_chunks(RUN)
+        .map(|run| {
+            let mut text = String::with_capacity(run.len() * 2048);
+            let mut hashes = Vec::with_capacity(run.len());
+            for (n, &i) in run.iter().enumerate() {
+                if n > 0 {
+                    text.push_str(SEPARATOR);
+                }
+                let start = text.len();
+                write_value(
+                    &mut text,
+                    &values[i],
+                    related.get(i).map_or(&[], Vec::as_slice),
+                );
+                let hash = checksum(&text.as_bytes()[start..]);
+                hashes.push((values[i].uuid.to_string(), hash));
+            }
+            (text, hashes)
         })
         .collect();
     let head = json::to_misp_json(&cluster_head(info, Vec::new()));
-    let hash = content_hash(&head, parts.iter().map(|p| &p.2));
+    let hash = content_hash(
+        &head,
+        runs.iter()
+            .flat_map(|(_, hashes)| hashes.iter().map(|(_, h)| h)),
+    );
     let text = match head.strip_suffix("[]\n}\n") {
-        Some(start) if !parts.is_empty() => {
-            let mut text = String::with_capacity(
-                parts.iter().map(|p| p.1.len() + 6).sum::<usize>() + head.len(),
-            );
+        Some(start) if !runs.is_empty() => {
+            let size = runs
+                .iter()
+                .map(|(t, _)| t.len() + SEPARATOR.len())
+                .sum::<usize>();
+            let mut text = String::with_capacity(size + head.len());
             text.push_str(start);
             text.push_str("[\n    ");
-            for (n, (_, frag, _)) in parts.iter().enumerate() {
+            for (n, (run, _)) in runs.iter().enumerate() {
                 if n > 0 {
-                    text.push_str(",\n    ");
+                    text.push_str(SEPARATOR);
                 }
-                text.push_str(frag);
+                text.push_str(run);
             }
             text.push_str("\n  ]\n}\n");
             text
         }
         _ => head,
     };
-    let values = parts
-        .into_iter()
-        .map(|(uuid, _, hash)| (uuid, hash))
-        .collect();
+    let values = runs.into_iter().flat_map(|(_, hashes)| hashes).collect();
     Content { text, values, hash }
 }
 
