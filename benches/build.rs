@@ -6,6 +6,11 @@
 //!
 //! Run: `cargo bench --bench build` (add `-- --quick` to replay only the last 100 commits).
 //! Needs `../shared` (the corpus and ATT&CK clusters); without it, says so and exits 0.
+//!
+//! With `SIGMA_GALAXY_MISP_SCRIPT=/path/to/sigma-to-galaxy.py` (MISP's own generator, from
+//! misp-galaxy's `tools/sigma/`; not shipped here), it also times that script and sigma-galaxy side by
+//! side on the input MISP published from: `rules/` of the first corpus commit. (The script cannot
+//! read the current corpus: PyYAML turns ISO dates into dates that `json.dump` rejects.)
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -146,6 +151,41 @@ fn main() {
     }
     let mean = steps.iter().sum::<Duration>() / u32::try_from(steps.len().max(1)).unwrap_or(1);
 
+    let misp = std::env::var_os("SIGMA_GALAXY_MISP_SCRIPT").map(|script| {
+        let first = commits.first().expect("a first commit");
+        let tree = work.path().join("first");
+        std::fs::create_dir_all(&tree).expect("mkdir");
+        let archive = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "git -C '{}' archive {first} | tar -x -C '{}'",
+                repo.display(),
+                tree.display()
+            ))
+            .status()
+            .expect("git archive");
+        assert!(archive.success());
+        std::fs::write(
+            tree.join("config.ini"),
+            format!("[MISP]\ncluster_path = {attack}/\nmitre_attack_cluster = mitre-attack-pattern.json\n"),
+        )
+        .expect("config.ini");
+        let started = Instant::now();
+        let status = Command::new("python3")
+            .arg(&script)
+            .args(["-p", "rules/", "-r"])
+            .current_dir(&tree)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("python3");
+        assert!(status.success(), "MISP's script failed");
+        let script_time = started.elapsed();
+        let spec = format!("{}#{first}", repo.display());
+        let (out, state) = (path(&dir("first-out")), path(&dir("first-state")));
+        let (ours, _) = build(&["--source", &spec, "--include", "rules/**", "--attack-clusters", attack, "--out", &out, "--state", &state]);
+        (script_time, ours)
+    });
+
     let pct = |d: Duration| 100.0 * d.as_secs_f64() / clean.as_secs_f64();
     println!(
         "corpus: {} commits, last commit {values} values, every folder, ATT&CK links",
@@ -163,4 +203,9 @@ fn main() {
         ms(mean),
         pct(mean)
     );
+    if let Some((script, ours)) = misp {
+        println!("rules/ of the first commit (2,924 rules), ATT&CK links:");
+        println!("  MISP's sigma-to-galaxy.py:        {}", ms(script));
+        println!("  sigma-galaxy clean build:         {}", ms(ours));
+    }
 }
