@@ -31,7 +31,7 @@ pub enum Reason {
         from: String,
         to: String,
     },
-    /// A source's include/exclude globs, sub-folder or link style changed.
+    /// A source's branch, include/exclude globs, sub-folder or link style changed.
     SourceSettingsChanged { source: String },
     /// The output files are missing or differ from what the last build wrote.
     OutputsChanged,
@@ -72,7 +72,7 @@ impl std::fmt::Display for Reason {
             Reason::SourceSettingsChanged { source } => {
                 write!(
                     f,
-                    "source {source}: its globs, sub-folder or link style changed"
+                    "source {source}: its branch, globs, sub-folder or link style changed"
                 )
             }
             Reason::OutputsChanged => {
