@@ -108,7 +108,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub filters: bool,
 
-    /// Explain what was parsed, reused and why.
+    /// Explain why work was done (which files were parsed, what changed) and time each stage.
     #[arg(long, short = 'v')]
     pub verbose: bool,
 
