@@ -441,3 +441,56 @@ fn usage_and_input_errors_have_distinct_exit_codes() {
     );
     assert_eq!(env.run(&["frobnicate"]).code, 2);
 }
+
+#[test]
+fn several_sources_merge_into_one_galaxy() {
+    let env = Env::new();
+    let mut first = env.repo("public");
+    first.write("a.yml", rule("Shared Id", Some(ID_A), ""));
+    first.write("b.yml", rule("Same Title", None, ""));
+    first.commit("public rules");
+    let mut second = env.repo("private");
+    second.write("x.yml", rule("Shared Id Copy", Some(ID_A), ""));
+    second.write("y.yml", rule("same title", None, ""));
+    second.write("z.yml", rule("Only Here", Some(ID_B), ""));
+    second.commit("in-house rules");
+
+    let s = env.build(&["--source", "public", "--source", "private", "--out", "out"]);
+    let names: Vec<&str> = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["public", "private"]);
+    assert_eq!(s["values"], 5);
+    let values = by_title(&env.json("out/clusters/sigma-rules.json"));
+    // The first source keeps a shared id; the second gets a uuid derived from its own name and path.
+    assert_eq!(values["Shared Id"]["uuid"], ID_A);
+    let copy = values["Shared Id Copy"]["uuid"].as_str().unwrap();
+    assert_ne!(copy, ID_A);
+    assert_eq!(values["Only Here"]["uuid"], ID_B);
+    // Titles stay unique across sources, ignoring case; the later source's value is renamed.
+    assert!(values.contains_key("Same Title"));
+    assert!(
+        values.contains_key("same title (y.yml)"),
+        "{:?}",
+        values.keys()
+    );
+    let files: Vec<&str> = s["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["private:x.yml", "private:y.yml"]);
+    // Same sources, other order: the other source's rule keeps the id.
+    env.build(&[
+        "--source", "private", "--source", "public", "--out", "swapped",
+    ]);
+    let swapped = by_title(&env.json("swapped/clusters/sigma-rules.json"));
+    assert_eq!(swapped["Shared Id Copy"]["uuid"], ID_A);
+    // Two sources with one name are a configuration error.
+    let clash = env.run(&["build", "--source", "public", "--source", "public/"]);
+    assert_eq!(clash.code, 2, "{}", clash.stderr);
+}
