@@ -494,3 +494,55 @@ fn several_sources_merge_into_one_galaxy() {
     let clash = env.run(&["build", "--source", "public", "--source", "public/"]);
     assert_eq!(clash.code, 2, "{}", clash.stderr);
 }
+
+#[test]
+fn rule_links_point_at_the_commit_that_last_changed_the_file() {
+    let env = Env::new();
+    let mut repo = env.repo("rules");
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        "git@github.com:example/rules.git",
+    ]);
+    repo.write("rules/a.yml", rule("A", Some(ID_A), ""));
+    repo.write("rules/b.yml", rule("B", Some(ID_B), ""));
+    let first = repo.commit("two rules");
+    repo.write(
+        "rules/b.yml",
+        rule("B", Some(ID_B), "modified: 2024-03-04\n"),
+    );
+    let second = repo.commit("edit b");
+    repo.write("README.md", "docs");
+    let third = repo.commit("docs only");
+
+    let link = |out: &str, title: &str| -> String {
+        let values = by_title(&env.json(&format!("{out}/clusters/sigma-rules.json")));
+        let refs = values[title]["meta"]["refs"].as_array().unwrap().clone();
+        refs.last().unwrap().as_str().unwrap().to_string()
+    };
+    let url =
+        |rev: &str, file: &str| format!("https://github.com/example/rules/blob/{rev}/rules/{file}");
+    let s = env.build(&["--source", "rules", "--out", "last"]);
+    assert_eq!(s["sources"][0]["links"], true);
+    assert_eq!(link("last", "A"), url(&first, "a.yml"));
+    assert_eq!(link("last", "B"), url(&second, "b.yml"));
+    env.build(&[
+        "--source",
+        "rules",
+        "--out",
+        "commit",
+        "--ref-style",
+        "commit",
+    ]);
+    assert_eq!(link("commit", "A"), url(&third, "a.yml"));
+    env.build(&[
+        "--source",
+        "rules",
+        "--out",
+        "branch",
+        "--ref-style",
+        "branch",
+    ]);
+    assert_eq!(link("branch", "A"), url("main", "a.yml"));
+}
