@@ -10,19 +10,20 @@
 //! .sigma-galaxy/
 //!   lock          advisory lock held for the whole run (a second run waits, or fails with --no-wait)
 //!   build.json    the last successful build: its key (and the key's inputs, to tell what changed),
-//!                 the hashes of the files it wrote, its summary
+//!                 the checksums of the files it wrote, its summary
 //!   sources.bin   per source: commit built, rule files (path → blob), history walk; the UUID ledger;
 //!                 fingerprints of the files written (content and per-value hashes)
 //!   blobs.bin     blob id → content hash and parse key (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
 //!                 a commit that changes a few files rewrites a few small shards
-//!   attack.bin    the ATT&CK index, with the SHA-256 of the cluster files it was read from
+//!   attack.bin    the ATT&CK index, with the checksum of the cluster files it was read from
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
 //!
 //! Every file is one header line `sigma-galaxy-state <FORMAT> <BLAKE3 of the rest>` and a body:
 //! JSON for the small build record (readable when debugging why something was rebuilt), postcard (a
-//! compact binary serde format) for the megabytes of cache, which a run reads and writes whole.
+//! compact binary serde format) for the megabytes of cache. BLAKE3 is used here because a run
+//! checksums tens of megabytes; rule contents and cache keys use SHA-256.
 //! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
 //! ignored: the run falls back to a clean build with the same result. Files are written atomically
 //! (temporary file, rename).
@@ -42,9 +43,11 @@
 //!
 //! # Deliberately left out
 //!
-//! Modification times and absolute paths of anything: keys are built from content and from what the
-//! user configured, so a state folder moved to another machine or checkout stays valid, and a touched
-//! but unchanged file is not rebuilt. The working tree is never looked at (rules come from commits).
+//! Modification times, and paths on this machine other than a source's location as written: keys are
+//! built from content and from what the user configured, so parse results, history walks and the
+//! ledger stay valid in a state folder moved to another machine, and a touched but unchanged file is
+//! never rebuilt. (A source whose location string changes rebuilds its output once, reusing every
+//! parse result.) The working tree is never looked at: rules come from commits.
 //!
 //! # The UUID ledger
 //!
