@@ -63,7 +63,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     pub attack_clusters: Option<PathBuf>,
 
-    /// Output folder: writes DIR/clusters/<type>.json and DIR/galaxies/<type>.json. Default: galaxy.
+    /// Output folder: writes DIR/clusters/TYPE.json and DIR/galaxies/TYPE.json (TYPE: the galaxy type,
+    /// sigma-rules by default). Default: galaxy.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: Option<PathBuf>,
 
