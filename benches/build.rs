@@ -26,9 +26,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use sigma_galaxy::cli::{Cli, Command as Sub};
 use sigma_galaxy::config::Config;
 
-fn build(args: &[&str]) -> (Duration, sigma_galaxy::report::Summary) {
-    let mut all = vec!["sigma-galaxy", "build", "--quiet"];
-    all.extend_from_slice(args);
+/// One in-process build of `source` with ATT&CK links from `attack`, into `out` and `state`.
+fn build(
+    source: &str,
+    attack: &str,
+    out: &str,
+    state: &str,
+    extra: &[&str],
+) -> (Duration, sigma_galaxy::report::Summary) {
+    let mut all = vec!["sigma-galaxy", "build", "--quiet", "--source", source];
+    all.extend(["--attack-clusters", attack, "--out", out, "--state", state]);
+    all.extend_from_slice(extra);
     let Sub::Build(args) = Cli::parse_from(all).command else {
         unreachable!("build args parse as build");
     };
@@ -75,16 +83,7 @@ fn main() {
             path(&dir(&format!("clean{i}"))),
             path(&dir(&format!("clean{i}-state"))),
         );
-        let (t, s) = build(&[
-            "--source",
-            &source,
-            "--attack-clusters",
-            attack,
-            "--out",
-            &out,
-            "--state",
-            &state,
-        ]);
+        let (t, s) = build(&source, attack, &out, &state, &[]);
         values = s.values;
         clean.push(t);
     }
@@ -94,16 +93,7 @@ fn main() {
     let (out, state) = (path(&dir("clean0")), path(&dir("clean0-state")));
     let noop: Vec<Duration> = (0..10)
         .map(|_| {
-            let (t, s) = build(&[
-                "--source",
-                &source,
-                "--attack-clusters",
-                attack,
-                "--out",
-                &out,
-                "--state",
-                &state,
-            ]);
+            let (t, s) = build(&source, attack, &out, &state, &[]);
             assert!(!s.wrote);
             t
         })
@@ -135,16 +125,7 @@ fn main() {
     let mut steps = Vec::new();
     for (n, c) in commits[start..].iter().enumerate() {
         let spec = format!("{}#{c}", repo.display());
-        let (t, _) = build(&[
-            "--source",
-            &spec,
-            "--attack-clusters",
-            attack,
-            "--out",
-            &out,
-            "--state",
-            &state,
-        ]);
+        let (t, _) = build(&spec, attack, &out, &state, &[]);
         if n > 0 {
             steps.push(t);
         }
@@ -182,7 +163,7 @@ fn main() {
         let script_time = started.elapsed();
         let spec = format!("{}#{first}", repo.display());
         let (out, state) = (path(&dir("first-out")), path(&dir("first-state")));
-        let (ours, _) = build(&["--source", &spec, "--include", "rules/**", "--attack-clusters", attack, "--out", &out, "--state", &state]);
+        let (ours, _) = build(&spec, attack, &out, &state, &["--include", "rules/**"]);
         (script_time, ours)
     });
 

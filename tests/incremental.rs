@@ -37,6 +37,16 @@ const STATE_FILES: [&str; 5] = [
 /// Stands for one shard of the parse cache (the first, in name order).
 const SHARD: &str = "parsed/*";
 
+/// Fails with every collected failure, one per line.
+fn assert_no_failures(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// The path of a state file in the `state` folder.
 fn state_path(env: &Env, name: &str) -> PathBuf {
     let state = env.path("state");
@@ -1213,12 +1223,7 @@ fn a_damaged_state_file_is_reported_and_the_build_stays_exact() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// The rule files at `commit` of the `rules` repository.
@@ -1276,12 +1281,7 @@ fn a_damaged_state_file_is_reported_even_when_the_commit_is_unchanged() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// Half of the state files deleted (every way of choosing two of the four): a missing file is simply
@@ -1775,12 +1775,7 @@ fn a_state_file_replaced_by_a_folder_does_not_stop_the_build() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures);
 }
 
 /// `--full` keeps the ledger and the last built commits: a rule renamed *and edited* since the last build
