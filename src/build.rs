@@ -15,10 +15,11 @@ use crate::config::{Config, RefStyle};
 use crate::diff;
 use crate::emit;
 use crate::error::{Error, Result};
+use crate::findings::{Finding, Severity};
 use crate::merge::{self, Candidate};
 use crate::parse::{self, ParsedFile};
 use crate::relate::{self, AttackIndex};
-use crate::report::{SourceSummary, Stopwatch, Summary, Timing, Warning};
+use crate::report::{SourceSummary, Stopwatch, Summary, Timing};
 use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
 use crate::state::reason::Reason;
@@ -170,12 +171,16 @@ pub fn build(config: &Config) -> Result<Summary> {
     // relate, then emit.
     let related = relate::relate(&values, attack.as_ref().map(|a| &a.index));
     warnings.sort();
-    if config.strict && !warnings.is_empty() {
-        for w in &warnings {
+    let errors: Vec<&Finding> = warnings
+        .iter()
+        .filter(|w| w.severity == Severity::Error)
+        .collect();
+    if config.strict && !errors.is_empty() {
+        for w in &errors {
             eprintln!("error: {w}");
         }
         return Err(Error::Strict {
-            count: warnings.len(),
+            count: errors.len(),
         });
     }
     clock.lap("relate");
@@ -490,7 +495,7 @@ fn candidates(
     prev: &Sources,
     mut records: ParseRecords,
     jobs: &[FileJob],
-) -> (Vec<Candidate>, Vec<Warning>) {
+) -> (Vec<Candidate>, Vec<Finding>) {
     let lookups: Vec<_> = snapshots
         .iter()
         .zip(&walked.renames)
@@ -519,7 +524,9 @@ fn candidates(
         };
         let Some(file) = file else { continue };
         for p in file.problems {
-            warnings.push(Warning::new(&snap.name, &job.path, p.line, p.message));
+            warnings.push(Finding::new(
+                &snap.name, &job.path, p.line, p.code, p.message,
+            ));
         }
         let link = snap.web.as_ref().map(|w| {
             let rev = match config.ref_style {

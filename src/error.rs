@@ -44,7 +44,7 @@ pub enum Error {
     Locked { path: PathBuf },
 
     /// `--strict` and some rule files had problems; nothing was written. Exit 1.
-    #[error("{count} rule problem(s) with --strict: nothing written")]
+    #[error("{count} rule error(s) with --strict: nothing written")]
     Strict { count: usize },
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod diff;
 pub mod emit;
 pub mod error;
+pub mod findings;
 pub mod lockfile;
 pub mod merge;
 pub mod parse;

@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use crate::findings::{Code, Finding};
 use crate::parse::{Rule, RuleKind};
-use crate::report::Warning;
 
 /// MISP's tag column width: `misp-galaxy:TYPE="VALUE"` must fit.
 pub const MAX_TAG_CHARS: usize = 255;
@@ -73,7 +73,7 @@ pub fn merge(
     galaxy: Uuid,
     kind: &str,
     filters: bool,
-    warnings: &mut Vec<Warning>,
+    warnings: &mut Vec<Finding>,
 ) -> Vec<Value> {
     let mut used: HashSet<Uuid> = HashSet::new();
     let mut first_with_id: HashMap<Uuid, String> = HashMap::new();
@@ -91,13 +91,20 @@ pub fn merge(
             continue;
         }
         let source = &sources[c.source];
-        let warn = |warnings: &mut Vec<Warning>, message: String| {
-            warnings.push(Warning::new(source, &c.path, Some(c.rule.line), message));
+        let warn = |warnings: &mut Vec<Finding>, code: Code, message: String| {
+            warnings.push(Finding::new(
+                source,
+                &c.path,
+                Some(c.rule.line),
+                code,
+                message,
+            ));
         };
         let own = c.rule.id.as_deref().and_then(parse_id);
         if let (Some(id), None) = (c.rule.id.as_deref(), own) {
             warn(
                 warnings,
+                Code::InvalidId,
                 format!("id {id:?} is not a UUID; a derived uuid is used"),
             );
         }
@@ -111,6 +118,7 @@ pub fn merge(
                     let first = first_with_id.get(&u).map_or("", String::as_str);
                     warn(
                         warnings,
+                        Code::DuplicateId,
                         format!("id {u} is already used by {first}; a derived uuid is used"),
                     );
                 }
@@ -148,7 +156,7 @@ fn make_titles_storable(
     values: &mut [Value],
     sources: &[String],
     kind: &str,
-    warnings: &mut Vec<Warning>,
+    warnings: &mut Vec<Finding>,
 ) {
     let budget = MAX_TAG_CHARS - format!("misp-galaxy:{kind}=\"\"").chars().count();
     let mut taken: HashSet<String> = HashSet::new();
@@ -171,42 +179,52 @@ fn make_titles_storable(
             let unique = candidates
                 .find(|t| !taken.contains(&t.to_lowercase()))
                 .unwrap_or_else(|| format!("{title} ({})", v.uuid));
-            notes.push(format!(
-                "title {title:?} is already used by another rule (MISP ignores case); renamed to {unique:?}"
+            notes.push((
+                Code::DuplicateTitle,
+                format!(
+                    "title {title:?} is already used by another rule (MISP ignores case); renamed to {unique:?}"
+                ),
             ));
             title = unique;
         }
         taken.insert(title.to_lowercase());
-        for n in notes {
-            warnings.push(Warning::new(source, &v.path, Some(v.rule.line), n));
+        for (code, n) in notes {
+            warnings.push(Finding::new(source, &v.path, Some(v.rule.line), code, n));
         }
         v.title = title;
     }
 }
 
 /// Replaces what MISP cannot store in a title: `"` (breaks machine tags) and 4-byte UTF-8 characters.
-fn storable(title: &str, notes: &mut Vec<String>) -> String {
+fn storable(title: &str, notes: &mut Vec<(Code, String)>) -> String {
     let mut out = title.replace('"', "'");
     if out != title {
-        notes.push("title contains '\"', which breaks MISP tags; replaced with \"'\"".into());
+        notes.push((
+            Code::TitleQuote,
+            "title contains '\"', which breaks MISP tags; replaced with \"'\"".into(),
+        ));
     }
     if out.chars().any(|c| c.len_utf8() == 4) {
         out = out
             .chars()
             .map(|c| if c.len_utf8() == 4 { '\u{FFFD}' } else { c })
             .collect();
-        notes.push("title has 4-byte UTF-8 characters, which MISP cannot store; replaced".into());
+        notes.push((
+            Code::TitleFourByteChar,
+            "title has 4-byte UTF-8 characters, which MISP cannot store; replaced".into(),
+        ));
     }
     out
 }
 
 /// Shortens `title` to at most `max` characters, ending in `…`.
-fn shorten(title: &str, max: usize, notes: &mut Vec<String>) -> String {
+fn shorten(title: &str, max: usize, notes: &mut Vec<(Code, String)>) -> String {
     if title.chars().count() <= max {
         return title.to_string();
     }
-    notes.push(format!(
-        "title is too long for MISP's {MAX_TAG_CHARS}-character tag; shortened"
+    notes.push((
+        Code::TitleTooLong,
+        format!("title is too long for MISP's {MAX_TAG_CHARS}-character tag; shortened"),
     ));
     let mut s: String = title.chars().take(max.saturating_sub(1)).collect();
     s.truncate(s.trim_end().len());
@@ -238,7 +256,7 @@ mod tests {
         }
     }
 
-    fn run(cands: Vec<Candidate>) -> (Vec<Value>, Vec<Warning>) {
+    fn run(cands: Vec<Candidate>) -> (Vec<Value>, Vec<Finding>) {
         let mut w = Vec::new();
         let v = merge(cands, &["src".into()], GALAXY, "sigma-rules", false, &mut w);
         (v, w)

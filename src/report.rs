@@ -6,40 +6,10 @@
 
 use std::io::Write;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::Output;
-
-/// A problem with one rule file: reported, the rule skipped or adjusted, the run goes on.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Warning {
-    /// `source:path` of the rule file.
-    pub file: String,
-    /// 1-based line, where known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
-    pub message: String,
-}
-
-impl Warning {
-    /// A warning on `path` of source `source`.
-    pub fn new(source: &str, path: &str, line: Option<u32>, message: impl Into<String>) -> Self {
-        Warning {
-            file: format!("{source}:{path}"),
-            line,
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Warning {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{l}: {}", self.file, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
+use crate::findings::Finding;
 
 /// One built source, as reported.
 #[derive(Debug, Clone, Serialize)]
@@ -77,7 +47,7 @@ pub struct Summary {
     pub cluster: String,
     pub galaxy: String,
     pub sources: Vec<SourceSummary>,
-    pub warnings: Vec<Warning>,
+    pub warnings: Vec<Finding>,
     /// Why work was done (per-file reasons only under --verbose).
     pub reasons: Vec<crate::state::reason::Reason>,
     /// Time spent per pipeline stage, in order (under --verbose).
@@ -137,7 +107,7 @@ pub fn print(summary: &Summary, output: Output) -> std::io::Result<()> {
         Output::Human { verbose, .. } => {
             let mut err = std::io::stderr().lock();
             for w in &summary.warnings {
-                writeln!(err, "warning: {w}")?;
+                writeln!(err, "{}: {w}", w.severity)?;
             }
             if verbose {
                 for r in &summary.reasons {

@@ -189,9 +189,15 @@ fn bad_rules_are_reported_with_file_and_line_and_skipped() {
     let summary = env.build(&["--source", "r", "--out", "out"]);
     assert_eq!(summary["values"], 1);
     let warnings = summary["warnings"].as_array().unwrap();
-    let files: Vec<&str> = warnings
+    let files: Vec<String> = warnings
         .iter()
-        .map(|w| w["file"].as_str().unwrap())
+        .map(|w| {
+            format!(
+                "{}:{}",
+                w["source"].as_str().unwrap(),
+                w["path"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         files,
@@ -477,11 +483,17 @@ fn several_sources_merge_into_one_galaxy() {
         "{:?}",
         values.keys()
     );
-    let files: Vec<&str> = s["warnings"]
+    let files: Vec<String> = s["warnings"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|w| w["file"].as_str().unwrap())
+        .map(|w| {
+            format!(
+                "{}:{}",
+                w["source"].as_str().unwrap(),
+                w["path"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(files, ["private:x.yml", "private:y.yml"]);
     // Same sources, other order: the other source's rule keeps the id.

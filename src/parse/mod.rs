@@ -49,6 +49,8 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+use crate::findings::Code;
+
 use self::collection::Collection;
 use self::lines::Layout;
 use self::yaml::{Document, Node};
@@ -150,6 +152,8 @@ impl Rule {
 pub struct Problem {
     /// 1-based line in the file, where known.
     pub line: Option<u32>,
+    /// What kind of problem it is.
+    pub code: Code,
     pub message: String,
 }
 
@@ -175,6 +179,7 @@ pub fn parse_file(bytes: &[u8]) -> ParsedFile {
                 rules: Vec::new(),
                 problems: vec![Problem {
                     line: Some(line),
+                    code: Code::NotUtf8,
                     message,
                 }],
             };
@@ -201,8 +206,9 @@ fn read_document(
 ) -> Result<Option<Rule>, Problem> {
     let index = document.index;
     let start = layout.document_line(index);
-    let problem = |line: Option<u32>, message: String| Problem {
+    let problem = |line: Option<u32>, code: Code, message: String| Problem {
         line: Some(line.unwrap_or(start)),
+        code,
         message,
     };
     let map = match document.node {
@@ -217,17 +223,22 @@ fn read_document(
             };
             return Err(problem(
                 e.line.map(|line| layout.clamp(line)),
+                e.code,
                 format!("invalid YAML: {}{note}", e.message),
             ));
         }
     };
-    let merged = collection
-        .next(map)
-        .map_err(|message| problem(layout.key_line(index, &["action"]), message))?;
+    let merged = collection.next(map).map_err(|message| {
+        problem(
+            layout.key_line(index, &["action"]),
+            Code::InvalidCollection,
+            message,
+        )
+    })?;
     let Some(merged) = merged else {
         return Ok(None);
     };
     let rule_index = u32::try_from(index).unwrap_or(u32::MAX);
     rule::read_rule(&merged, rule_index, start)
-        .map_err(|e| problem(layout.key_line(index, &e.path), e.message))
+        .map_err(|e| problem(layout.key_line(index, &e.path), Code::WrongType, e.message))
 }

@@ -22,6 +22,7 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 
+use crate::findings::Code;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// One YAML node, as loaded.
@@ -132,6 +133,8 @@ pub(crate) struct YamlError {
     /// 1-based line, where `yaml_serde` knows it.
     pub line: Option<u32>,
     pub message: String,
+    /// What kind of problem it is.
+    pub code: Code,
     /// Whether the error ends the file: no later document can be read.
     pub fatal: bool,
 }
@@ -185,7 +188,7 @@ impl Iterator for Documents<'_> {
         let document = self.stream.next()?;
         let index = self.next_index;
         self.next_index += 1;
-        let own_error = Cell::new(false);
+        let own_error = Cell::new(None);
         let node = match (NodeSeed {
             own_error: &own_error,
             keys: None,
@@ -200,11 +203,13 @@ impl Iterator for Documents<'_> {
                 Ok(node)
             }
             Err(error) => {
-                let fatal = !own_error.get();
+                let own = own_error.get();
+                let fatal = own.is_none();
                 self.done = fatal;
                 Err(YamlError {
                     line: error_line(&error),
                     message: error.to_string(),
+                    code: own.unwrap_or(Code::InvalidYaml),
                     fatal,
                 })
             }
@@ -292,7 +297,8 @@ fn error_line(error: &yaml_serde::Error) -> Option<u32> {
 /// Loads one node. `keys` is set when the node is a mapping key: the keys already seen in that
 /// mapping, to reject a duplicate where it is written.
 struct NodeSeed<'a> {
-    own_error: &'a Cell<bool>,
+    /// Set when the error is our own (not `yaml_serde`'s): what kind it is.
+    own_error: &'a Cell<Option<Code>>,
     keys: Option<&'a HashSet<Node>>,
 }
 
@@ -312,8 +318,8 @@ impl NodeSeed<'_> {
         }
     }
 
-    fn own<E: de::Error>(&self, message: fmt::Arguments<'_>) -> E {
-        self.own_error.set(true);
+    fn own<E: de::Error>(&self, code: Code, message: fmt::Arguments<'_>) -> E {
+        self.own_error.set(Some(code));
         E::custom(message)
     }
 
@@ -321,9 +327,10 @@ impl NodeSeed<'_> {
     /// `deserialize_any`, makes `yaml_serde` attach the key's own position to the error.
     fn done<E: de::Error>(self, node: Node) -> Result<Node, E> {
         match self.keys {
-            Some(keys) if keys.contains(&node) => {
-                Err(self.own(format_args!("duplicate key {}", describe_key(&node))))
-            }
+            Some(keys) if keys.contains(&node) => Err(self.own(
+                Code::DuplicateKey,
+                format_args!("duplicate key {}", describe_key(&node)),
+            )),
             _ => Ok(node),
         }
     }
@@ -417,7 +424,10 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
     fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
         // `yaml_serde` hands a node with a non-standard tag (`!foo bar`) over as an enum.
         let (tag, _) = data.variant::<String>()?;
-        Err(self.own(format_args!("unsupported YAML tag `!{tag}`")))
+        Err(self.own(
+            Code::UnsafeYamlTag,
+            format_args!("unsupported YAML tag `!{tag}`"),
+        ))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::sources::Snapshot;
 
 /// The parser's output format. Bump it when [`crate::parse::parse_file`] would give other results for
 /// the same bytes, so cached parse results are recomputed.
-pub const PARSER_FORMAT: u32 = 1;
+pub const PARSER_FORMAT: u32 = 2;
 
 /// Hashes a key struct.
 pub fn hash<K: Serialize>(key: &K) -> String {

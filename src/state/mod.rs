@@ -77,7 +77,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -102,7 +102,7 @@ pub struct BuildRecord {
     #[serde(default)]
     pub files: BTreeMap<String, usize>,
     pub version: i64,
-    pub warnings: Vec<crate::report::Warning>,
+    pub warnings: Vec<crate::findings::Finding>,
 }
 
 /// What is remembered of one source.
