@@ -1,0 +1,9 @@
+//! Commands: one module per sub-command, each a thin driver over the pipeline stages.
+//!
+//! A command turns its clap arguments into what the stages need (through [`crate::config`]), runs
+//! them and prints its result. Pipeline stages never import commands; commands never import each
+//! other.
+
+pub mod build;
+pub mod init;
+pub mod validate;
