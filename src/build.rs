@@ -11,11 +11,11 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::config::{Config, RefStyle};
+use crate::config::{Config, Mode, RefStyle};
 use crate::diff;
 use crate::emit;
 use crate::error::{Error, Result};
-use crate::findings::{Finding, Severity};
+use crate::findings::{Code, Finding, Severity};
 use crate::merge::{self, Candidate};
 use crate::parse::{self, ParsedFile};
 use crate::relate::{self, AttackIndex};
@@ -61,7 +61,14 @@ pub fn build(config: &Config) -> Result<Summary> {
         crate::config::Output::Human { quiet: true, .. }
     );
     let mut clock = Stopwatch::default();
-    let _lock = state::lock(&config.state, config.no_wait, quiet)?;
+    let writes = config.mode.writes();
+    // A run that writes nothing reads the state without the lock: every state file is replaced by a
+    // rename, so a concurrent build can only make it read an older, whole file.
+    let _lock = if writes {
+        Some(state::lock(&config.state, config.no_wait, quiet)?)
+    } else {
+        None
+    };
     clock.lap("lock");
     let mut reasons = Vec::new();
     let (mut prev, distrusted) = State::load(&config.state);
@@ -118,12 +125,13 @@ pub fn build(config: &Config) -> Result<Summary> {
         .iter()
         .any(|r| matches!(r, Reason::Distrusted { .. }));
     match &prev.build {
-        // A damaged state file is repaired even when nothing else changed.
-        Some(rec) if rec.key == key_hash && !damaged => {
+        // A damaged state file is repaired even when nothing else changed; `check` lists every file.
+        Some(rec) if rec.key == key_hash && !damaged && config.mode != Mode::Check => {
             if outputs_match(rec, &cluster_file, &galaxy_file) {
                 clock.lap("fresh check");
                 let mut summary = unchanged_summary(rec, &snapshots, &cluster_file, &galaxy_file);
                 summary.timings = timings(config, clock);
+                summary.notices = config.notices.clone();
                 return Ok(summary);
             }
             reasons.push(Reason::OutputsChanged);
@@ -133,15 +141,20 @@ pub fn build(config: &Config) -> Result<Summary> {
         None => {}
     }
     clock.lap("fresh check");
-    state::invalidate(&config.state)?;
+    if writes {
+        state::invalidate(&config.state)?;
+    }
     list_rule_files(&mut snapshots, &prev.sources)?;
+    refuse_empty_sources(config, &snapshots)?;
     clock.lap("list");
     let attack = attack_index(config, prev.attack.take(), attack_hash)?;
     clock.lap("attack index");
     let walked = walk_sources(&snapshots, &prev.sources, &last_built)?;
     clock.lap("diff");
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
-    state::save_parsed(&config.state, &parsed.cache, &prev.shards)?;
+    if writes {
+        state::save_parsed(&config.state, &parsed.cache, &prev.shards)?;
+    }
     clock.lap("parse");
 
     // merge: candidates in source, path, index order, with links and remembered uuids.
@@ -170,6 +183,9 @@ pub fn build(config: &Config) -> Result<Summary> {
     clock.lap("merge");
     // relate, then emit.
     let related = relate::relate(&values, attack.as_ref().map(|a| &a.index));
+    if let Some(attack) = &attack {
+        warnings.extend(unknown_attack_tags(&values, &names, &attack.index));
+    }
     warnings.sort();
     let errors: Vec<&Finding> = warnings
         .iter()
@@ -184,6 +200,29 @@ pub fn build(config: &Config) -> Result<Summary> {
         });
     }
     clock.lap("relate");
+    if config.mode == Mode::Check {
+        return Ok(Summary {
+            values: values.len(),
+            parsed: parsed_count,
+            reused: jobs.len() - parsed_count,
+            sources: source_summaries(&snapshots, None),
+            files: jobs
+                .iter()
+                .map(|j| (names[j.source].clone(), j.path.clone()))
+                .collect(),
+            warnings,
+            reasons,
+            timings: timings(config, clock),
+            notices: config.notices.clone(),
+            ..Summary::empty(&cluster_file, &galaxy_file)
+        });
+    }
+    refuse_to_empty(
+        config,
+        &values,
+        &cluster_file,
+        prev.sources.outputs[0].as_ref(),
+    )?;
     let content_clock = histories.iter().map(|h| h.clock).max().unwrap_or(1);
     let cluster = emit::cluster_content(&config.galaxy, &values, &related);
     let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
@@ -198,6 +237,7 @@ pub fn build(config: &Config) -> Result<Summary> {
             prev.sources.outputs[0].as_ref(),
             prev.sources.outputs[1].as_ref(),
         ],
+        !writes,
     )?;
     clock.lap("write");
 
@@ -216,7 +256,9 @@ pub fn build(config: &Config) -> Result<Summary> {
         warnings: warnings.clone(),
     };
     new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
-    state::save(&config.state, &new_sources, attack.as_ref(), &record)?;
+    if writes {
+        state::save(&config.state, &new_sources, attack.as_ref(), &record)?;
+    }
     clock.lap("state save");
 
     Ok(Summary {
@@ -231,10 +273,90 @@ pub fn build(config: &Config) -> Result<Summary> {
         cluster: written.cluster.display().to_string(),
         galaxy: written.galaxy.display().to_string(),
         sources: source_summaries(&snapshots, None),
+        files: Vec::new(),
+        notices: config.notices.clone(),
         warnings,
         reasons,
         timings: timings(config, clock),
     })
+}
+
+/// Fails the run when a source has no rule file (wrong `--include`, wrong ref, an empty repository),
+/// unless the source allows it: an empty galaxy is almost always a mistake.
+fn refuse_empty_sources(config: &Config, snapshots: &[Snapshot]) -> Result<()> {
+    for (snap, source) in snapshots.iter().zip(&config.sources) {
+        if !snap.files.is_empty() || source.allow_empty {
+            continue;
+        }
+        let globs = |what: &str, globs: &[String]| match globs {
+            [] => String::new(),
+            g => format!(", {what} {}", g.join(" ")),
+        };
+        let filter = &snap.filter;
+        return Err(Error::Source {
+            source_name: snap.name.clone(),
+            message: format!(
+                "no rule files at {} ({}){}{}{}: check the ref and the globs, or set `allow_empty: true` on the source",
+                source.reference.as_deref().unwrap_or("HEAD"),
+                &snap.commit.to_string()[..12],
+                filter
+                    .prefix
+                    .as_deref()
+                    .map(|p| format!(", under {p}"))
+                    .unwrap_or_default(),
+                globs("include", &filter.include),
+                globs("exclude", &filter.exclude),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses to replace a galaxy that has values with one that has none, unless every source allows
+/// being empty.
+fn refuse_to_empty(
+    config: &Config,
+    values: &[merge::Value],
+    cluster: &Path,
+    known: Option<&emit::Fingerprint>,
+) -> Result<()> {
+    if !values.is_empty() || config.sources.iter().all(|s| s.allow_empty) {
+        return Ok(());
+    }
+    let previous = known
+        .filter(|k| file_checksum(cluster).is_ok_and(|c| c == k.checksum))
+        .map(|k| k.values.len())
+        .or_else(|| emit::count_values(cluster));
+    match previous {
+        Some(n) if n > 0 => Err(Error::Input {
+            path: cluster.to_path_buf(),
+            message: format!(
+                "the sources give 0 values but this galaxy has {n}: not replacing it (set `allow_empty: true` on the sources to publish an empty galaxy)"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `unknown-attack-tag` findings: ATT&CK tags of the values that resolve to nothing in the clusters.
+fn unknown_attack_tags(
+    values: &[merge::Value],
+    names: &[String],
+    index: &AttackIndex,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for v in values {
+        for tag in v.rule.tags.iter().filter(|t| index.is_unknown(t)) {
+            out.push(Finding::new(
+                &names[v.source],
+                &v.path,
+                Some(v.rule.line),
+                Code::UnknownAttackTag,
+                format!("tag {tag:?} matches nothing in the ATT&CK clusters"),
+            ));
+        }
+    }
+    out
 }
 
 /// What walking the sources' histories gave.
@@ -627,19 +749,11 @@ fn unchanged_summary(
 ) -> Summary {
     Summary {
         values: rec.values,
-        parsed: 0,
         reused: rec.files.values().sum(),
-        added: 0,
-        changed: 0,
-        removed: 0,
         version: rec.version,
-        wrote: false,
-        cluster: cluster.display().to_string(),
-        galaxy: galaxy.display().to_string(),
         sources: source_summaries(snapshots, Some(&rec.files)),
         warnings: rec.warnings.clone(),
-        reasons: Vec::new(),
-        timings: Vec::new(),
+        ..Summary::empty(cluster, galaxy)
     }
 }
 

@@ -5,7 +5,15 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `--version`: the package version and the commit the binary was built from.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SIGMA_GALAXY_COMMIT"),
+    ")"
+);
 
 /// Build MISP galaxies from Sigma rule repositories.
 ///
@@ -14,11 +22,13 @@ use clap::{Args, Parser, Subcommand};
 /// groups and software, and writes `clusters/<type>.json` and `galaxies/<type>.json` exactly as
 /// misp-galaxy formats them.
 #[derive(Debug, Parser)]
-#[command(name = "sigma-galaxy", version, propagate_version = true)]
+#[command(name = "sigma-galaxy", version, long_version = LONG_VERSION, propagate_version = true)]
 #[command(after_help = "Examples:
   sigma-galaxy init                                   write a commented sigma-galaxy.yml
   sigma-galaxy build --source . --out galaxy          build from HEAD of the repository here
   sigma-galaxy build --source ../sigma#r2024-07-17 --include 'rules/**' --json
+  sigma-galaxy check --source . --include 'rules/**' --format github   annotate a pull request
+  sigma-galaxy build --check                          exit 1 if the committed galaxy is out of date
   sigma-galaxy validate galaxy/clusters/sigma-rules.json galaxy/galaxies/sigma-rules.json")]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,13 +39,20 @@ pub struct Cli {
 pub enum Command {
     /// Build (or update) the galaxy from the configured sources.
     Build(BuildArgs),
+    /// Check the configured sources' rules and report every finding with its code, file and line;
+    /// writes no galaxy. Exit 1 when a finding at or above --fail-on exists.
+    Check(CheckArgs),
     /// Check a cluster/galaxy pair the way misp-galaxy's CI and MISP do; exit 1 on any problem.
     Validate(ValidateArgs),
     /// Write a commented starter configuration file.
     Init(InitArgs),
+    /// Print a shell completion script (e.g. `sigma-galaxy completions bash > /etc/bash_completion.d/sigma-galaxy`).
+    Completions(CompletionsArgs),
+    /// Write roff man pages for sigma-galaxy and each sub-command (view with `man -l sigma-galaxy.1`).
+    Man(ManArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct BuildArgs {
     /// Configuration file (YAML). Default: ./sigma-galaxy.yml when it exists. Flags override it.
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -77,10 +94,20 @@ pub struct BuildArgs {
     #[arg(long)]
     pub offline: bool,
 
-    /// Build exactly the commits pinned in sigma-galaxy.lock (next to the config file, or in the
-    /// current folder); fail if the lockfile's sources differ from the configured ones.
+    /// Build exactly the commits pinned in the lockfile (sigma-galaxy.lock next to the config file, or
+    /// --lockfile); fail if the lockfile's sources differ from the configured ones.
     #[arg(long)]
     pub locked: bool,
+
+    /// The lockfile to write after a build (and to read with --locked). Default: sigma-galaxy.lock next
+    /// to the config file; without a config file, none is written unless this is given.
+    #[arg(long, value_name = "FILE")]
+    pub lockfile: Option<PathBuf>,
+
+    /// Write nothing (no galaxy, no state, no lockfile); exit 1 and say what would change when the
+    /// outputs in --out differ from what the sources give now, 0 when they are up to date.
+    #[arg(long)]
+    pub check: bool,
 
     /// Print one JSON summary object on stdout (human output goes to stderr either way).
     #[arg(long)]
@@ -104,6 +131,11 @@ pub struct BuildArgs {
     /// built commit) or `branch` (the branch name, always the latest version).
     #[arg(long, value_enum, value_name = "STYLE")]
     pub ref_style: Option<RefStyleArg>,
+
+    /// Accept sources without any rule file (by default an error: a wrong --include or ref would
+    /// otherwise publish an empty galaxy). In the config file: `allow_empty: true` per source.
+    #[arg(long)]
+    pub allow_empty: bool,
 
     /// Also turn Sigma filter rules into values (skipped by default).
     #[arg(long)]
@@ -142,4 +174,79 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Configuration file (YAML). Default: ./sigma-galaxy.yml when it exists. Flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// A rule repository, as for `build` (path or URL, optionally `#REF`). Repeatable; replaces the
+    /// config's sources.
+    #[arg(long = "source", short = 's', value_name = "LOCATION[#REF]")]
+    pub sources: Vec<String>,
+
+    /// Only rule files whose repository path matches this glob (repeatable).
+    #[arg(long = "include", value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Skip rule files whose repository path matches this glob (repeatable).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// A misp-galaxy `clusters/` folder: ATT&CK tags that resolve to nothing there are reported.
+    #[arg(long, value_name = "DIR")]
+    pub attack_clusters: Option<PathBuf>,
+
+    /// State folder whose parse cache is reused (read only). Default: as for `build`.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// How findings are printed on stdout: `human` (grouped by file), `json` (one object), `github`
+    /// (workflow commands that annotate the pull request's files) or `junit` (one testcase per rule file).
+    #[arg(long, value_enum, default_value_t = CheckFormat::Human, value_name = "FORMAT")]
+    pub format: CheckFormat,
+
+    /// The lowest severity that makes the check fail (exit 1).
+    #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+
+    /// Build remote sources from their mirrors as last fetched, without network access.
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Print nothing on stderr but errors.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `check --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Human,
+    Json,
+    Github,
+    Junit,
+}
+
+/// `check --fail-on` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Folder to write the pages into (sigma-galaxy.1, sigma-galaxy-build.1, ...).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
 }

@@ -50,13 +50,15 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::cli::{BuildArgs, RefStyleArg};
+use crate::cli::{BuildArgs, CheckArgs, RefStyleArg};
 use crate::error::{Error, Result};
-use crate::sources::remote::{Credentials, HostKeyPolicy, RemoteSettings};
-use crate::sources::weburl::{self, HostKind, Template};
+use crate::weburl::{self, HostKind, Template};
 
 /// The config file looked for in the current folder when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "sigma-galaxy.yml";
+
+/// The lockfile's name, beside the config file.
+pub const LOCKFILE_NAME: &str = "sigma-galaxy.lock";
 
 /// A validated build configuration.
 #[derive(Debug, Clone)]
@@ -81,14 +83,39 @@ pub struct Config {
     pub offline: bool,
     /// Build exactly the lockfile's commits (`--locked`); the lockfile is then left as it is.
     pub locked: bool,
-    /// The lockfile: `sigma-galaxy.lock` next to the config file, or in the current folder.
-    pub lockfile: PathBuf,
+    /// The lockfile: `--lockfile`, else `sigma-galaxy.lock` next to the config file; `None` (none is
+    /// written) without either.
+    pub lockfile: Option<PathBuf>,
+    /// What the run does with the sources.
+    pub mode: Mode,
+    /// Things worth knowing about the configuration (e.g. a source named after its folder), shown on
+    /// stderr and in the JSON summary.
+    pub notices: Vec<String>,
     /// Ignore the cache and history (`--full`).
     pub full: bool,
     /// Fail instead of waiting for the state lock.
     pub no_wait: bool,
     /// What rule links point at.
     pub ref_style: RefStyle,
+}
+
+/// What a run does with what it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Build and write the galaxy, the state and the lockfile.
+    #[default]
+    Build,
+    /// `build --check`: build in memory and compare with the outputs; write nothing.
+    DryRun,
+    /// `check`: parse and merge to report findings; write nothing.
+    Check,
+}
+
+impl Mode {
+    /// Whether the run may write (galaxy, state, lockfile).
+    pub fn writes(self) -> bool {
+        self == Mode::Build
+    }
 }
 
 /// What the link to a rule file points at.
@@ -154,6 +181,60 @@ pub struct SourceConfig {
     /// The location as written in the config file or on the command line, redacted: what the lockfile
     /// records and compares.
     pub lock_location: String,
+    /// A source without rule files is accepted (`allow_empty: true`) instead of failing the run.
+    pub allow_empty: bool,
+}
+
+/// How the host key of an ssh server is checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Against the user's `~/.ssh/known_hosts`, as ssh does (libgit2's own check).
+    #[default]
+    UserKnownHosts,
+    /// Only keys listed for the host in this OpenSSH `known_hosts` file (`ssh_known_hosts: FILE`).
+    KnownHostsFile(PathBuf),
+    /// Any key (`insecure_skip_host_key_check: true`): anyone able to intercept the connection can
+    /// serve other rules. For throw-away test servers only.
+    Insecure,
+}
+
+/// Where a source's credentials are: names of environment variables and paths, never a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// http(s): the variable holding a token, sent as the password.
+    pub token_env: Option<String>,
+    /// http(s): the variable holding the user name (default: the URL's, else `x-access-token`).
+    pub user_env: Option<String>,
+    /// http(s): the variable holding the password.
+    pub password_env: Option<String>,
+    /// ssh: a private key file.
+    pub ssh_key: Option<PathBuf>,
+    /// ssh: the variable holding the key file's passphrase.
+    pub ssh_key_passphrase_env: Option<String>,
+}
+
+impl Credentials {
+    /// Whether any http(s) credential is configured.
+    pub(crate) fn has_http(&self) -> bool {
+        self.token_env.is_some() || self.user_env.is_some() || self.password_env.is_some()
+    }
+}
+
+/// How a remote source is reached and reported this run. Built by [`crate::config::Config::load`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteSettings {
+    /// Where the credentials are.
+    pub credentials: Credentials,
+    /// How ssh host keys are checked.
+    pub host_keys: HostKeyPolicy,
+    /// Fetch only this many commits of history (shallow); `None`: the ref's whole history.
+    pub depth: Option<u32>,
+    /// Never touch the network: build what the mirror holds (`--offline`).
+    pub offline: bool,
+    /// Progress bars on stderr (a terminal, not `--quiet`, not CI).
+    pub bars: bool,
+    /// One line per fetch, and the offline notice, on stderr (not `--quiet`).
+    pub notes: bool,
 }
 
 /// Which files of a repository are rule files: `*.yml`/`*.yaml` files under `prefix` that match an
@@ -283,6 +364,7 @@ struct FileSource {
     ssh_known_hosts: Option<PathBuf>,
     insecure_skip_host_key_check: Option<bool>,
     depth: Option<u32>,
+    allow_empty: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -305,13 +387,42 @@ impl Config {
     /// Builds the validated configuration from the flags and the config file they name (or the default
     /// `sigma-galaxy.yml` in the current folder, when it exists).
     pub fn load(args: &BuildArgs) -> Result<Config> {
-        let (file, base) = match &args.config {
-            Some(path) => (read_file(path)?, dir_of(path)),
-            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
-                (read_file(Path::new(DEFAULT_CONFIG_FILE))?, PathBuf::new())
-            }
-            None => (FileConfig::default(), PathBuf::new()),
+        let mode = if args.check {
+            Mode::DryRun
+        } else {
+            Mode::Build
         };
+        Config::from_args(args, mode)
+    }
+
+    /// The configuration `check` runs with: the same sources, filters and cache as `build`, writing
+    /// nothing.
+    pub fn for_check(args: &CheckArgs) -> Result<Config> {
+        let build = BuildArgs {
+            config: args.config.clone(),
+            sources: args.sources.clone(),
+            include: args.include.clone(),
+            exclude: args.exclude.clone(),
+            attack_clusters: args.attack_clusters.clone(),
+            state: args.state.clone(),
+            offline: args.offline,
+            quiet: args.quiet,
+            ..BuildArgs::default()
+        };
+        Config::from_args(&build, Mode::Check)
+    }
+
+    fn from_args(args: &BuildArgs, mode: Mode) -> Result<Config> {
+        let (file, base, config_file) = match &args.config {
+            Some(path) => (read_file(path)?, dir_of(path), true),
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => (
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?,
+                PathBuf::new(),
+                true,
+            ),
+            None => (FileConfig::default(), PathBuf::new(), false),
+        };
+        let mut notices = Vec::new();
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
         let include = pick(&args.include, file.include);
@@ -351,23 +462,32 @@ impl Config {
                     s.exclude.unwrap_or_else(|| exclude.clone()),
                     web_url,
                     host,
+                    &mut notices,
                 )?;
                 source.remote = remote;
                 source.lock_location = written;
+                source.allow_empty = args.allow_empty || s.allow_empty.unwrap_or(false);
                 sources.push(source);
             }
         } else {
             for spec in &args.sources {
                 let (location, reference) = split_ref(spec);
-                sources.push(source_config(
-                    None,
-                    location.to_string(),
-                    reference.map(str::to_string),
-                    include.clone(),
-                    exclude.clone(),
-                    None,
-                    None,
-                )?);
+                sources.push(
+                    source_config(
+                        None,
+                        location.to_string(),
+                        reference.map(str::to_string),
+                        include.clone(),
+                        exclude.clone(),
+                        None,
+                        None,
+                        &mut notices,
+                    )
+                    .map(|s| SourceConfig {
+                        allow_empty: args.allow_empty,
+                        ..s
+                    })?,
+                );
             }
         }
         if sources.is_empty() {
@@ -383,7 +503,11 @@ impl Config {
                 w[0]
             )));
         }
-        let lockfile = base.join(crate::lockfile::FILE_NAME);
+        let lockfile = match (&args.lockfile, config_file) {
+            (Some(path), _) => Some(path.clone()),
+            (None, true) => Some(base.join(LOCKFILE_NAME)),
+            (None, false) => None,
+        };
         let bars = !args.quiet
             && std::io::IsTerminal::is_terminal(&std::io::stderr())
             && std::env::var_os("CI").is_none_or(|v| v.is_empty());
@@ -392,8 +516,10 @@ impl Config {
             s.remote.bars = bars;
             s.remote.notes = !args.quiet;
         }
-        if args.locked {
-            crate::lockfile::pin(&lockfile, &mut sources)?;
+        if args.locked && lockfile.is_none() {
+            return Err(Error::config(
+                "--locked needs a lockfile: give --lockfile FILE, or use a config file (its lockfile is sigma-galaxy.lock beside it)",
+            ));
         }
 
         let out = args
@@ -444,6 +570,8 @@ impl Config {
             offline: args.offline,
             locked: args.locked,
             lockfile,
+            mode,
+            notices,
             full: args.full,
             no_wait: args.no_wait,
             ref_style,
@@ -490,9 +618,10 @@ pub fn split_ref(spec: &str) -> (&str, Option<&str>) {
 
 /// Whether a location is a URL rather than a local path.
 pub fn is_remote(location: &str) -> bool {
-    crate::sources::weburl::parse_remote(location).is_some()
+    weburl::parse_remote(location).is_some()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn source_config(
     name: Option<String>,
     location: String,
@@ -501,10 +630,21 @@ fn source_config(
     exclude: Vec<String>,
     web_url: Option<Template>,
     host: Option<HostKind>,
+    notices: &mut Vec<String>,
 ) -> Result<SourceConfig> {
     let name = match name {
         Some(n) => n,
-        None => default_name(&location),
+        None => match repository_name(&location) {
+            Some(n) => n,
+            None => {
+                let n = default_name(&location);
+                notices.push(format!(
+                    "source {n}: named after its folder (it has no origin remote): the uuids derived for its \
+                     rules without an id depend on that name; give it a `name` in the config file"
+                ));
+                n
+            }
+        },
     };
     if name.is_empty() || name.chars().any(|c| c.is_control() || c == '/') {
         let location = weburl::redact(&location);
@@ -522,7 +662,22 @@ fn source_config(
         host,
         remote: RemoteSettings::default(),
         pinned: None,
+        allow_empty: false,
     })
+}
+
+/// A source's stable default name: the last path segment of its URL, or of its repository's `origin`
+/// remote, without `.git`; `None` for a local repository without an origin remote.
+fn repository_name(location: &str) -> Option<String> {
+    let url = if is_remote(location) {
+        location.to_string()
+    } else {
+        let repo = git2::Repository::discover(location).ok()?;
+        let remote = repo.find_remote("origin").ok()?;
+        remote.url().ok()?.to_string()
+    };
+    let name = default_name(&url);
+    (!name.is_empty() && name != "." && name != "..").then_some(name)
 }
 
 /// The last path component of a location, without `.git`: `../sigma` → `sigma`, `x/rules.git` → `rules`.

@@ -9,6 +9,7 @@
 //! Each sub-command is one module of [`commands`]; [`run`] is the whole program behind `main`: it
 //! dispatches the parsed command line to its command and maps the error to an exit code.
 
+pub mod atomic;
 pub mod build;
 pub mod cli;
 pub mod commands;
@@ -17,6 +18,7 @@ pub mod diff;
 pub mod emit;
 pub mod error;
 pub mod findings;
+pub mod hash;
 pub mod lockfile;
 pub mod merge;
 pub mod parse;
@@ -25,6 +27,7 @@ pub mod report;
 pub mod sources;
 pub mod state;
 pub mod validate;
+pub mod weburl;
 
 use cli::{Cli, Command};
 pub use error::{Error, Result};
@@ -34,8 +37,11 @@ pub use error::{Error, Result};
 pub fn run(cli: Cli) -> u8 {
     let result = match cli.command {
         Command::Build(args) => commands::build::run(&args),
+        Command::Check(args) => commands::check::run(&args),
         Command::Validate(args) => commands::validate::run(&args),
         Command::Init(args) => commands::init::run(&args),
+        Command::Completions(args) => commands::completions::run(&args),
+        Command::Man(args) => commands::man::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -23,7 +23,6 @@
 //!   commit: 0123456789abcdef0123456789abcdef01234567
 //! ```
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -31,9 +30,6 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, SourceConfig};
 use crate::error::{Error, Result};
 use crate::report::Summary;
-
-/// The lockfile's name.
-pub const FILE_NAME: &str = "sigma-galaxy.lock";
 
 /// The format version written and understood.
 const VERSION: u32 = 1;
@@ -187,10 +183,20 @@ pub fn from_build(config: &Config, summary: &Summary) -> Lockfile {
 /// After a successful build: writes the lockfile when what it would say changed (never under
 /// `--locked`). Returns whether it was written.
 pub fn update(config: &Config, summary: &Summary) -> Result<bool> {
-    if config.locked {
-        return Ok(false);
+    match &config.lockfile {
+        Some(path) if !config.locked && config.mode.writes() => {
+            write(path, &from_build(config, summary))
+        }
+        _ => Ok(false),
     }
-    write(&config.lockfile, &from_build(config, summary))
+}
+
+/// `--locked`: pins every source of `config` to the commit its lockfile records (see [`pin`]).
+pub fn pin_config(config: &mut Config) -> Result<()> {
+    match (&config.lockfile, config.locked) {
+        (Some(path), true) => pin(&path.clone(), &mut config.sources),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `lock` to `path` atomically, unless the file already says exactly that.
@@ -203,15 +209,7 @@ pub fn write(path: &Path, lock: &Lockfile) -> Result<bool> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
         return Ok(false);
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    crate::atomic::write(path, text.as_bytes())?;
     Ok(true)
 }
 
@@ -242,7 +240,7 @@ mod tests {
     #[test]
     fn round_trips_and_writes_only_on_change() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(FILE_NAME);
+        let path = dir.path().join(crate::config::LOCKFILE_NAME);
         assert_eq!(read(&path).expect("absent is fine"), None);
         assert!(write(&path, &lock()).expect("write"));
         assert!(!write(&path, &lock()).expect("same content"));
@@ -256,7 +254,7 @@ mod tests {
     #[test]
     fn numeric_looking_commits_stay_strings() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(FILE_NAME);
+        let path = dir.path().join(crate::config::LOCKFILE_NAME);
         let mut l = lock();
         l.sources[1].commit = "1234567890123456789012345678901234567890".into();
         write(&path, &l).expect("write");
@@ -266,7 +264,7 @@ mod tests {
     #[test]
     fn bad_lockfiles_are_configuration_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join(FILE_NAME);
+        let path = dir.path().join(crate::config::LOCKFILE_NAME);
         std::fs::write(&path, "version: 1\nsources: []\nextra: 1\n").expect("write");
         assert_eq!(read(&path).expect_err("unknown key").exit_code(), 2);
         std::fs::write(&path, "version: 9\nsources: []\n").expect("write");

@@ -105,6 +105,28 @@ impl AttackIndex {
         Ok(index)
     }
 
+    /// Whether `tag` names an ATT&CK technique, group or software (`attack.t1059.001`, `attack.g0007`,
+    /// `attack.s0002`) that the clusters read do not have. Kinds whose cluster file was not there are
+    /// never unknown; tactics and other tags are not ids.
+    pub fn is_unknown(&self, tag: &str) -> bool {
+        let Some(rest) = tag.strip_prefix("attack.") else {
+            return false;
+        };
+        let (kind, id) = rest.split_at(rest.len().min(1));
+        let map = match kind {
+            "t" | "T" => &self.techniques,
+            "g" | "G" => &self.groups,
+            "s" | "S" => &self.software,
+            _ => return false,
+        };
+        let (main, sub) = id.split_once('.').unwrap_or((id, "000"));
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let looks_like_id = digits(main, 4)
+            && (kind != "t" && kind != "T" || digits(sub, 3))
+            && (kind == "t" || kind == "T" || !id.contains('.'));
+        looks_like_id && !map.is_empty() && self.lookup(tag).is_empty()
+    }
+
     /// The uuids a Sigma tag links to (in cluster order); empty for other tags.
     pub fn lookup(&self, tag: &str) -> &[Uuid] {
         let Some(rest) = tag.strip_prefix("attack.") else {
@@ -158,14 +180,14 @@ pub fn attack_checksum(dir: &Path) -> Result<String> {
             Ok(bytes) => {
                 all.extend_from_slice(name.as_bytes());
                 all.push(0);
-                all.extend_from_slice(crate::state::checksum(&bytes).as_bytes());
+                all.extend_from_slice(crate::hash::checksum(&bytes).as_bytes());
                 all.push(b'\n');
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(path, e)),
         }
     }
-    Ok(crate::state::checksum(&all))
+    Ok(crate::hash::checksum(&all))
 }
 
 /// MISP relationship type for a Sigma `related.type`.

@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::harness::{Env, by_title, rule};
+use serde_json::Value as Json;
+
+use crate::harness::{Env, by_title, findings, rule};
 
 const ID_A: &str = "3b1f6a2e-7c41-4d8a-9f0e-2a5c6d7e8f90";
 const ID_B: &str = "8d2e4c1a-5b3f-4e6d-a7c8-9b0a1c2d3e4f";
@@ -188,27 +190,24 @@ fn bad_rules_are_reported_with_file_and_line_and_skipped() {
 
     let summary = env.build(&["--source", "r", "--out", "out"]);
     assert_eq!(summary["values"], 1);
-    let warnings = summary["warnings"].as_array().unwrap();
-    let files: Vec<String> = warnings
+    let warnings: Vec<&Json> = summary["warnings"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(|w| {
-            format!(
-                "{}:{}",
-                w["source"].as_str().unwrap(),
-                w["path"].as_str().unwrap()
-            )
-        })
+        .filter(|w| w["code"] != "missing-id")
         .collect();
-    assert_eq!(
-        files,
-        [
-            "r:dupkey.yml",
-            "r:latin1.yml",
-            "r:syntax.yml",
-            "r:types.yml"
-        ],
-        "{warnings:#?}"
-    );
+    let found = findings(&summary, &["missing-id"]);
+    let expected = [
+        ("r:dupkey.yml", "duplicate-key"),
+        ("r:latin1.yml", "not-utf8"),
+        ("r:syntax.yml", "invalid-yaml"),
+        ("r:types.yml", "wrong-type"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(f, c)| (f.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(found, expected, "{warnings:#?}");
     assert!(
         warnings.iter().all(|w| w["line"].as_u64().is_some()),
         "{warnings:#?}"
@@ -244,8 +243,16 @@ fn duplicate_ids_and_missing_ids_get_derived_uuids() {
         assert_eq!(u.get_version_num(), 5);
     }
     assert_ne!(second, no_id);
-    let warnings = summary["warnings"].as_array().unwrap();
-    assert_eq!(warnings.len(), 1);
+    assert_eq!(
+        findings(&summary, &["missing-id"]),
+        [("r:b.yml".to_string(), "duplicate-id".to_string())]
+    );
+    let warnings: Vec<&Json> = summary["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["code"] == "duplicate-id")
+        .collect();
     assert!(
         warnings[0]["message"]
             .as_str()
@@ -281,7 +288,11 @@ fn titles_colliding_without_case_are_made_unique() {
         titles,
         ["SAME title (b.yml)", "Same Title", "The 'Quoted' One"]
     );
-    assert_eq!(summary["warnings"].as_array().unwrap().len(), 2);
+    let codes: Vec<String> = findings(&summary, &["missing-id", "missing-logsource"])
+        .into_iter()
+        .map(|(_, code)| code)
+        .collect();
+    assert_eq!(codes, ["duplicate-title", "title-quote"]);
     let check = env.run(&[
         "validate",
         "out/clusters/sigma-rules.json",
@@ -483,17 +494,9 @@ fn several_sources_merge_into_one_galaxy() {
         "{:?}",
         values.keys()
     );
-    let files: Vec<String> = s["warnings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            format!(
-                "{}:{}",
-                w["source"].as_str().unwrap(),
-                w["path"].as_str().unwrap()
-            )
-        })
+    let files: Vec<String> = findings(&s, &["missing-id"])
+        .into_iter()
+        .map(|(file, _)| file)
         .collect();
     assert_eq!(files, ["private:x.yml", "private:y.yml"]);
     // Same sources, other order: the other source's rule keeps the id.

@@ -188,3 +188,22 @@ pub fn by_title(cluster: &Json) -> std::collections::BTreeMap<String, Json> {
         .map(|v| (v["value"].as_str().unwrap().to_string(), v.clone()))
         .collect()
 }
+
+/// The `(source:path, code)` of a summary's warnings, leaving out the codes in `skip` (e.g. the
+/// `missing-id` of fixtures written without ids).
+pub fn findings(summary: &Json, skip: &[&str]) -> Vec<(String, String)> {
+    summary["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| !skip.contains(&w["code"].as_str().unwrap()))
+        .map(|w| {
+            let file = format!(
+                "{}:{}",
+                w["source"].as_str().unwrap(),
+                w["path"].as_str().unwrap()
+            );
+            (file, w["code"].as_str().unwrap().to_string())
+        })
+        .collect()
+}

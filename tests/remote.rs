@@ -1003,7 +1003,7 @@ fn remote_values_link_to_the_file_in_the_remote() {
         "sigma-galaxy.yml",
         &format!(
             "sources:\n  - name: gitlab-style\n    location: {url}\n    host: gitlab\n\
-             \x20 - name: templated\n    location: {url}\n    include: ['nothing/**']\n"
+             \x20 - name: templated\n    location: {url}\n    include: ['nothing/**']\n    allow_empty: true\n"
         ),
     );
     let (summary, _) = build(&env, &["--out", "out", "--state", "st"], &[]);
@@ -1049,7 +1049,16 @@ fn offline_builds_from_the_mirror_and_failures_change_nothing() {
     let Some(daemon) = daemon else { return };
     let url = format!("git://127.0.0.1:{}/org/rules.git", daemon.port);
     let args = [
-        "--source", &url, "--source", "local", "--out", "out", "--state", "st",
+        "--source",
+        &url,
+        "--source",
+        "local",
+        "--out",
+        "out",
+        "--state",
+        "st",
+        "--lockfile",
+        "sigma-galaxy.lock",
     ];
     let (first, _) = build(&env, &args, &[]);
     assert_eq!(first["values"], 4);

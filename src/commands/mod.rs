@@ -5,5 +5,8 @@
 //! other.
 
 pub mod build;
+pub mod check;
+pub mod completions;
 pub mod init;
+pub mod man;
 pub mod validate;

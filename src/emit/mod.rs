@@ -26,18 +26,18 @@
 pub mod json;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
+use crate::atomic::stage;
 use crate::config::GalaxyInfo;
 use crate::error::{Error, Result};
+use crate::hash::checksum;
 use crate::merge::Value;
 use crate::relate::Relation;
-use crate::state::checksum;
 
 /// The largest version MISP can store.
 pub const MAX_VERSION: i64 = i32::MAX as i64;
@@ -331,7 +331,8 @@ struct Planned {
     fingerprint: Fingerprint,
 }
 
-/// Computes both files' versions against what is in `out` and writes whatever changed, atomically.
+/// Computes both files' versions against what is in `out` and writes whatever changed, atomically;
+/// with `dry_run`, writes nothing and reports what it would do.
 ///
 /// `known` are the fingerprints the state recorded for the two files; when a file still has the
 /// recorded hash, it is not parsed again.
@@ -342,6 +343,7 @@ pub fn write(
     galaxy: Content,
     base: i64,
     known: [Option<&Fingerprint>; 2],
+    dry_run: bool,
 ) -> Result<Written> {
     let cluster_file = cluster_path(out, kind);
     let galaxy_file = galaxy_path(out, kind);
@@ -361,7 +363,7 @@ pub fn write(
     let wrote = c.rewrite || g.rewrite;
     let staged: Vec<_> = [&c, &g]
         .into_iter()
-        .filter(|p| p.rewrite)
+        .filter(|p| p.rewrite && !dry_run)
         .map(|p| stage(&p.path, &p.parts()).map(|t| (t, &p.path)))
         .collect::<Result<_>>()?;
     for (tmp, path) in staged {
@@ -378,6 +380,12 @@ pub fn write(
         removed,
         fingerprints: [c.fingerprint, g.fingerprint],
     })
+}
+
+/// The number of values of the cluster file at `path`, when it is one.
+pub fn count_values(path: &Path) -> Option<usize> {
+    let json: Json = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    json.get("values")?.as_array().map(Vec::len)
 }
 
 /// The fingerprint of the output file at `path`: the recorded one if the file still has its hash,
@@ -455,39 +463,6 @@ fn count_changes(
         .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
         .count();
     (added, changed, removed)
-}
-
-/// Makes a new output file readable by everyone (temporary files are created 0600).
-fn readable_by_all(file: &std::fs::File) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = file;
-        Ok(())
-    }
-}
-
-/// Writes `bytes` to a temporary file in `path`'s folder, ready to be renamed over `path`.
-fn stage(path: &Path, parts: &[&str]) -> Result<tempfile::NamedTempFile> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".sigma-galaxy-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    // MISP's web server user must be able to read the files: keep the old file's mode, else 0644.
-    match std::fs::metadata(path) {
-        Ok(old) => tmp.as_file().set_permissions(old.permissions()),
-        Err(_) => readable_by_all(tmp.as_file()),
-    }
-    .and_then(|()| parts.iter().try_for_each(|p| tmp.write_all(p.as_bytes())))
-    .map_err(|e| Error::io(tmp.path(), e))?;
-    Ok(tmp)
 }
 
 #[cfg(test)]

@@ -41,6 +41,7 @@
 
 mod collection;
 mod lines;
+pub mod lint;
 mod rule;
 mod yaml;
 
@@ -189,8 +190,13 @@ pub fn parse_file(bytes: &[u8]) -> ParsedFile {
     let mut collection = Collection::default();
     let mut parsed = ParsedFile::default();
     for document in yaml::documents(text) {
+        let index = document.index;
         match read_document(document, &layout, &mut collection) {
-            Ok(Some(rule)) => parsed.rules.push(rule),
+            Ok(Some(rule)) => {
+                let findings = lint::lint(&rule, |key| layout.key_line(index, &[key]));
+                parsed.problems.extend(findings);
+                parsed.rules.push(rule);
+            }
             Ok(None) => {}
             Err(problem) => parsed.problems.push(problem),
         }
@@ -240,5 +246,5 @@ fn read_document(
     };
     let rule_index = u32::try_from(index).unwrap_or(u32::MAX);
     rule::read_rule(&merged, rule_index, start)
-        .map_err(|e| problem(layout.key_line(index, &e.path), Code::WrongType, e.message))
+        .map_err(|e| problem(layout.key_line(index, &e.path), e.code, e.message))
 }

@@ -11,12 +11,14 @@ use std::collections::HashSet;
 
 use super::yaml::{Map, Node};
 use super::{LogSource, RelatedRule, Rule, RuleKind};
+use crate::findings::Code;
 
 /// A field of the wrong type: where it is (its key path) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FieldError {
     /// Key path of the offending field, e.g. `["logsource", "product"]`.
     pub path: Vec<&'static str>,
+    pub code: Code,
     pub message: String,
 }
 
@@ -25,23 +27,44 @@ type Result<T> = std::result::Result<T, FieldError>;
 fn error(path: &[&'static str], message: String) -> FieldError {
     FieldError {
         path: path.to_vec(),
+        code: Code::WrongType,
         message,
     }
 }
 
-/// Reads a document as a rule. `Ok(None)`: not a Sigma rule (skipped silently).
+/// Reads a document as a rule. `Ok(None)`: not a Sigma rule at all (neither a title nor a detection,
+/// correlation or filter; skipped silently). Only one of the two is an error.
 pub(crate) fn read_rule(map: &Map, index: u32, line: u32) -> Result<Option<Rule>> {
     let kind = if map.get("detection").is_some() {
-        RuleKind::Detection
+        Some(RuleKind::Detection)
     } else if map.get("correlation").is_some() {
-        RuleKind::Correlation
+        Some(RuleKind::Correlation)
     } else if map.get("filter").is_some() {
-        RuleKind::Filter
+        Some(RuleKind::Filter)
     } else {
-        return Ok(None);
+        None
     };
-    let Some(title) = text(map, &["title"])? else {
-        return Ok(None);
+    let title = text(map, &["title"])?;
+    let missing = |code, message: &str| FieldError {
+        path: Vec::new(),
+        code,
+        message: message.to_string(),
+    };
+    let (kind, title) = match (kind, title) {
+        (Some(kind), Some(title)) => (kind, title),
+        (None, None) => return Ok(None),
+        (None, Some(_)) => {
+            return Err(missing(
+                Code::MissingDetection,
+                "the document has a `title` but no `detection`, `correlation` or `filter`",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(missing(
+                Code::MissingTitle,
+                "the rule has no `title` (or an empty one)",
+            ));
+        }
     };
     Ok(Some(Rule {
         index,

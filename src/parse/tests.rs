@@ -4,8 +4,14 @@
 
 use super::*;
 
+/// Parses `text` and leaves out the lint findings (tested in `lint.rs`): what reading reports.
 fn parse(text: &str) -> ParsedFile {
-    parse_file(text.as_bytes())
+    without_lints(parse_file(text.as_bytes()))
+}
+
+fn without_lints(mut parsed: ParsedFile) -> ParsedFile {
+    parsed.problems.retain(|p| !lint::CODES.contains(&p.code));
+    parsed
 }
 
 /// The only rule of a file that must parse without problems.
@@ -305,17 +311,31 @@ fn non_rule_documents_are_skipped_silently() {
         "# just a comment\n",
         "- a\n- b\n",
         "plain text\n",
-        "title: No Detection\nlogsource: {}\n",
-        "detection: {}\n",
-        "title: ''\ndetection: {}\n",
-        "title:\ndetection: {}\n",
         "title: T\ndetection: {}\n---\n---\nfoo: bar\n",
     ] {
         let parsed = parse(text);
         assert_eq!(parsed.problems, vec![], "{text:?}");
         assert!(parsed.rules.len() <= 1, "{text:?}");
     }
-    assert!(parse("title: ''\ndetection: {}\n").rules.is_empty());
+}
+
+#[test]
+fn half_rules_are_reported_and_skipped() {
+    for (text, code, line) in [
+        (
+            "title: No Detection\nlogsource: {}\n",
+            Code::MissingDetection,
+            1,
+        ),
+        ("detection: {}\n", Code::MissingTitle, 1),
+        ("---\ntitle: ''\ndetection: {}\n", Code::MissingTitle, 2),
+        ("title:\ncorrelation: {}\n", Code::MissingTitle, 1),
+    ] {
+        let parsed = parse(text);
+        assert!(parsed.rules.is_empty(), "{text:?}");
+        let found: Vec<_> = parsed.problems.iter().map(|p| (p.code, p.line)).collect();
+        assert_eq!(found, [(code, Some(line))], "{text:?}");
+    }
 }
 
 #[test]
@@ -434,7 +454,7 @@ bad: [unclosed
 fn byte_order_mark_is_fine() {
     let mut bytes = "\u{feff}".as_bytes().to_vec();
     bytes.extend_from_slice(MINIMAL.as_bytes());
-    let parsed = parse_file(&bytes);
+    let parsed = without_lints(parse_file(&bytes));
     assert_eq!(parsed.problems, vec![]);
     assert_eq!(parsed.rules.len(), 1);
     assert_eq!(parsed.rules[0].line, 1);

@@ -9,7 +9,6 @@
 //! [`remote`] and read from there.
 
 pub mod remote;
-pub mod weburl;
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +16,7 @@ use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use crate::config::{PathFilter, SourceConfig};
 use crate::error::{Error, Result};
-use weburl::{HostKind, Template};
+use crate::weburl::{self, HostKind, Template};
 
 /// One source, opened and pinned to a commit.
 pub struct Snapshot {

@@ -41,9 +41,9 @@ use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
 
-use super::weburl::{self, RemoteUrl, Scheme};
-use crate::config::SourceConfig;
+use crate::config::{HostKeyPolicy, RemoteSettings, SourceConfig};
 use crate::error::{Error, Result};
+use crate::weburl::{self, RemoteUrl, Scheme};
 
 /// The folder of the state folder that holds the mirrors.
 pub const MIRRORS_DIR: &str = "mirrors";
@@ -57,58 +57,6 @@ const NO_MORE_CREDENTIALS: &str = "no more credentials to try";
 
 /// libgit2's depth that turns a shallow repository into a complete one.
 const UNSHALLOW: i32 = i32::MAX;
-
-/// How the host key of an ssh server is checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum HostKeyPolicy {
-    /// Against the user's `~/.ssh/known_hosts`, as ssh does (libgit2's own check).
-    #[default]
-    UserKnownHosts,
-    /// Only keys listed for the host in this OpenSSH `known_hosts` file (`ssh_known_hosts: FILE`).
-    KnownHostsFile(PathBuf),
-    /// Any key (`insecure_skip_host_key_check: true`): anyone able to intercept the connection can
-    /// serve other rules. For throw-away test servers only.
-    Insecure,
-}
-
-/// Where a source's credentials are: names of environment variables and paths, never a secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Credentials {
-    /// http(s): the variable holding a token, sent as the password.
-    pub token_env: Option<String>,
-    /// http(s): the variable holding the user name (default: the URL's, else `x-access-token`).
-    pub user_env: Option<String>,
-    /// http(s): the variable holding the password.
-    pub password_env: Option<String>,
-    /// ssh: a private key file.
-    pub ssh_key: Option<PathBuf>,
-    /// ssh: the variable holding the key file's passphrase.
-    pub ssh_key_passphrase_env: Option<String>,
-}
-
-impl Credentials {
-    /// Whether any http(s) credential is configured.
-    fn has_http(&self) -> bool {
-        self.token_env.is_some() || self.user_env.is_some() || self.password_env.is_some()
-    }
-}
-
-/// How a remote source is reached and reported this run. Built by [`crate::config::Config::load`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RemoteSettings {
-    /// Where the credentials are.
-    pub credentials: Credentials,
-    /// How ssh host keys are checked.
-    pub host_keys: HostKeyPolicy,
-    /// Fetch only this many commits of history (shallow); `None`: the ref's whole history.
-    pub depth: Option<u32>,
-    /// Never touch the network: build what the mirror holds (`--offline`).
-    pub offline: bool,
-    /// Progress bars on stderr (a terminal, not `--quiet`, not CI).
-    pub bars: bool,
-    /// One line per fetch, and the offline notice, on stderr (not `--quiet`).
-    pub notes: bool,
-}
 
 /// A remote source brought up to date: the mirror to read and the commit to build.
 #[derive(Debug, Clone, PartialEq, Eq)]

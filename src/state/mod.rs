@@ -69,7 +69,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+pub use crate::hash::{checksum, hex, sha256_hex};
 
 use crate::diff::History;
 use crate::error::{Error, Result};
@@ -324,27 +325,6 @@ fn read_checked(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
         return Err("checksum mismatch (truncated or damaged)".into());
     }
     Ok(Some(body.to_vec()))
-}
-
-/// Hex BLAKE3 of `bytes`: the integrity checksum of state and output files, which every run computes
-/// over tens of megabytes (BLAKE3 is several times faster than SHA-256 here). Rule contents and cache
-/// keys use SHA-256 ([`sha256_hex`]).
-pub fn checksum(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
-
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Writes one state file atomically, with its header.

@@ -4,6 +4,8 @@
 //! written to stdout; human lines, warnings and progress go to stderr. Warnings are sorted (file, line,
 //! message) before they are shown, so parallel parsing never changes the output order.
 
+pub mod check;
+
 use std::io::Write;
 
 use serde::Serialize;
@@ -47,12 +49,42 @@ pub struct Summary {
     pub cluster: String,
     pub galaxy: String,
     pub sources: Vec<SourceSummary>,
+    /// Every rule file read, as (source, path), sorted; filled by `check` only.
+    #[serde(skip)]
+    pub files: Vec<(String, String)>,
+    /// Remarks on the configuration (e.g. a source named after its folder).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub warnings: Vec<Finding>,
     /// Why work was done (per-file reasons only under --verbose).
     pub reasons: Vec<crate::state::reason::Reason>,
     /// Time spent per pipeline stage, in order (under --verbose).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timings: Vec<Timing>,
+}
+
+impl Summary {
+    /// A summary of nothing done yet, for the output files `cluster` and `galaxy`.
+    pub fn empty(cluster: &std::path::Path, galaxy: &std::path::Path) -> Summary {
+        Summary {
+            values: 0,
+            parsed: 0,
+            reused: 0,
+            added: 0,
+            changed: 0,
+            removed: 0,
+            version: 0,
+            wrote: false,
+            cluster: cluster.display().to_string(),
+            galaxy: galaxy.display().to_string(),
+            sources: Vec::new(),
+            files: Vec::new(),
+            notices: Vec::new(),
+            warnings: Vec::new(),
+            reasons: Vec::new(),
+            timings: Vec::new(),
+        }
+    }
 }
 
 /// Time spent in one pipeline stage.
