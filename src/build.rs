@@ -270,6 +270,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         removed: written.removed,
         version: written.version,
         wrote: written.wrote,
+        dry_run: false,
         cluster: written.cluster.display().to_string(),
         galaxy: written.galaxy.display().to_string(),
         sources: source_summaries(&snapshots, None),

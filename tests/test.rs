@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::needless_range_loop)]
 
 mod build;
+mod check;
 mod harness;
 mod incremental;
 mod remote;

@@ -9,7 +9,8 @@ use crate::{build, lockfile, report};
 pub fn run(args: &BuildArgs) -> Result<u8> {
     let mut config = Config::load(args)?;
     lockfile::pin_config(&mut config)?;
-    let summary = build::build(&config)?;
+    let mut summary = build::build(&config)?;
+    summary.dry_run = config.mode == Mode::DryRun;
     lockfile::update(&config, &summary)?;
     report::print(&summary, config.output).map_err(|e| Error::io("<stdout>", e))?;
     // `build --check`: the outputs are out of date when the build would write them.

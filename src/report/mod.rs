@@ -43,8 +43,11 @@ pub struct Summary {
     pub removed: usize,
     /// The cluster's version.
     pub version: i64,
-    /// Whether any output file was (re)written.
+    /// Whether any output file was (re)written (with `build --check`: would be).
     pub wrote: bool,
+    /// `build --check`: nothing was written; `wrote` says whether the outputs are out of date.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
     /// The files written or kept.
     pub cluster: String,
     pub galaxy: String,
@@ -75,6 +78,7 @@ impl Summary {
             removed: 0,
             version: 0,
             wrote: false,
+            dry_run: false,
             cluster: cluster.display().to_string(),
             galaxy: galaxy.display().to_string(),
             sources: Vec::new(),
@@ -181,7 +185,19 @@ pub fn print(summary: &Summary, output: Output) -> std::io::Result<()> {
                 summary.version,
                 summary.warnings.len()
             )?;
-            if summary.wrote {
+            if summary.dry_run && summary.wrote {
+                writeln!(
+                    err,
+                    "out of date: a build would rewrite {} and {}",
+                    summary.cluster, summary.galaxy
+                )
+            } else if summary.dry_run {
+                writeln!(
+                    err,
+                    "up to date: {} and {}",
+                    summary.cluster, summary.galaxy
+                )
+            } else if summary.wrote {
                 writeln!(err, "wrote {} and {}", summary.cluster, summary.galaxy)
             } else {
                 writeln!(err, "unchanged: {} and {}", summary.cluster, summary.galaxy)
