@@ -8,3 +8,4 @@ mod check;
 mod harness;
 mod incremental;
 mod remote;
+mod workflow;
