@@ -251,6 +251,20 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_code_as_it_is() {
+        let readme = include_str!("../README.md");
+        for c in Code::ALL {
+            let row = format!(
+                "| `{}` | {} | {} |",
+                c.name(),
+                c.severity(),
+                c.meaning().replace('|', "\\|")
+            );
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+
+    #[test]
     fn counts_respect_the_threshold() {
         let f = |code| Finding::new("s", "p.yml", None, code, "m");
         let c = Counts::of(&[
