@@ -104,11 +104,14 @@ pub fn build(config: &Config) -> Result<Summary> {
         reasons.push(Reason::Full);
     }
 
-    let mut snapshots: Vec<Snapshot> = config
+    // Sources are opened (and remote ones fetched) concurrently; the first failure in source order
+    // is the one reported.
+    let opened: Vec<Result<Snapshot>> = config
         .sources
-        .iter()
+        .par_iter()
         .map(|s| sources::open(s, &config.state))
-        .collect::<Result<_>>()?;
+        .collect();
+    let mut snapshots: Vec<Snapshot> = opened.into_iter().collect::<Result<_>>()?;
     clock.lap("sources");
     let attack_hash = config
         .attack_clusters
@@ -169,14 +172,37 @@ pub fn build(config: &Config) -> Result<Summary> {
         &parsed.jobs,
     );
     clock.lap("candidates");
-    let values = merge::merge(
+    let policies: Vec<merge::SourcePolicy> = config
+        .sources
+        .iter()
+        .map(|s| merge::SourcePolicy {
+            priority: s.priority,
+            rules: s.rules.clone(),
+        })
+        .collect();
+    let mut values = merge::merge(
         candidates,
         &names,
+        &policies,
         config.galaxy.uuid,
         &config.galaxy.kind,
         config.filters,
         &mut warnings,
     );
+    if config.provenance {
+        let origins: Vec<_> = snapshots
+            .iter()
+            .map(|s| {
+                std::sync::Arc::new(merge::Provenance {
+                    source: s.name.clone(),
+                    url: s.web.as_ref().and_then(|w| w.repository_url()),
+                })
+            })
+            .collect();
+        for v in &mut values {
+            v.provenance = Some(origins[v.source].clone());
+        }
+    }
     let mut new_sources = walked.sources;
     new_sources.ledger = remembered_uuids(&values, &names, &parsed.jobs, &prev.sources.ledger);
     let (histories, jobs, parsed_count) = (walked.histories, parsed.jobs, parsed.count);

@@ -137,6 +137,15 @@ pub struct BuildArgs {
     #[arg(long)]
     pub allow_empty: bool,
 
+    /// Only rules with this `status` become values (repeatable, e.g. --status stable --status test);
+    /// replaces every source's `status` list. Default: every status.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Vec<String>,
+
+    /// Only rules with this `level` become values (repeatable); replaces every source's `level` list.
+    #[arg(long, value_name = "LEVEL")]
+    pub level: Vec<String>,
+
     /// Also turn Sigma filter rules into values (skipped by default).
     #[arg(long)]
     pub filters: bool,

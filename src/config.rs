@@ -77,6 +77,9 @@ pub struct Config {
     pub strict: bool,
     /// Emit Sigma filter rules too.
     pub filters: bool,
+    /// Each value's meta names the source it came from (`source`, `source-url`). Default: on for two
+    /// or more sources.
+    pub provenance: bool,
     /// How to talk to the user.
     pub output: Output,
     /// Remote sources are built from their mirrors as last fetched (`--offline`).
@@ -183,6 +186,22 @@ pub struct SourceConfig {
     pub lock_location: String,
     /// A source without rule files is accepted (`allow_empty: true`) instead of failing the run.
     pub allow_empty: bool,
+    /// When two sources have a rule with the same id, the one with the higher priority wins (ties: the
+    /// one listed first). Default 0.
+    pub priority: i32,
+    /// Which of the source's rules become values.
+    pub rules: RuleFilter,
+}
+
+/// Which rules of a source become values, by their fields: each list holds the values allowed (an
+/// empty list allows everything). A rule without the field passes only an empty list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuleFilter {
+    pub status: Vec<String>,
+    pub level: Vec<String>,
+    pub product: Vec<String>,
+    pub category: Vec<String>,
+    pub service: Vec<String>,
 }
 
 /// How the host key of an ssh server is checked.
@@ -340,6 +359,7 @@ struct FileConfig {
     state: Option<PathBuf>,
     strict: Option<bool>,
     filters: Option<bool>,
+    provenance: Option<bool>,
     ref_style: Option<String>,
     #[serde(default)]
     galaxy: FileGalaxy,
@@ -365,6 +385,12 @@ struct FileSource {
     insecure_skip_host_key_check: Option<bool>,
     depth: Option<u32>,
     allow_empty: Option<bool>,
+    priority: Option<i32>,
+    status: Option<Vec<String>>,
+    level: Option<Vec<String>>,
+    product: Option<Vec<String>>,
+    category: Option<Vec<String>>,
+    service: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -467,6 +493,14 @@ impl Config {
                 source.remote = remote;
                 source.lock_location = written;
                 source.allow_empty = args.allow_empty || s.allow_empty.unwrap_or(false);
+                source.priority = s.priority.unwrap_or(0);
+                source.rules = RuleFilter {
+                    status: pick(&args.status, s.status),
+                    level: pick(&args.level, s.level),
+                    product: s.product.unwrap_or_default(),
+                    category: s.category.unwrap_or_default(),
+                    service: s.service.unwrap_or_default(),
+                };
                 sources.push(source);
             }
         } else {
@@ -485,6 +519,11 @@ impl Config {
                     )
                     .map(|s| SourceConfig {
                         allow_empty: args.allow_empty,
+                        rules: RuleFilter {
+                            status: args.status.clone(),
+                            level: args.level.clone(),
+                            ..RuleFilter::default()
+                        },
                         ..s
                     })?,
                 );
@@ -494,6 +533,20 @@ impl Config {
             return Err(Error::config(
                 "no sources: give --source PATH[#REF] or list sources in the config file (sigma-galaxy init writes one)",
             ));
+        }
+        for s in &sources {
+            check_vocabulary(
+                &s.name,
+                "status",
+                &s.rules.status,
+                &crate::parse::lint::STATUSES,
+            )?;
+            check_vocabulary(
+                &s.name,
+                "level",
+                &s.rules.level,
+                &crate::parse::lint::LEVELS,
+            )?;
         }
         let mut names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
         names.sort_unstable();
@@ -566,6 +619,7 @@ impl Config {
                 )));
             }
         };
+        let several = sources.len() > 1;
         Ok(Config {
             offline: args.offline,
             locked: args.locked,
@@ -582,6 +636,7 @@ impl Config {
             galaxy: galaxy_info(file.galaxy)?,
             strict: args.strict || file.strict.unwrap_or(false),
             filters: args.filters || file.filters.unwrap_or(false),
+            provenance: file.provenance.unwrap_or(several),
             output,
         })
     }
@@ -663,7 +718,20 @@ fn source_config(
         remote: RemoteSettings::default(),
         pinned: None,
         allow_empty: false,
+        priority: 0,
+        rules: RuleFilter::default(),
     })
+}
+
+/// A source's `status` or `level` filter may only name values of Sigma's vocabulary.
+fn check_vocabulary(source: &str, what: &str, given: &[String], known: &[&str]) -> Result<()> {
+    match given.iter().find(|v| !known.contains(&v.as_str())) {
+        Some(v) => Err(Error::config(format!(
+            "source {source}: {what} {v:?} is not one of {}",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A source's stable default name: the last path segment of its URL, or of its repository's `origin`

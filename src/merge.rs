@@ -15,9 +15,11 @@
 //! Every such change is reported as a warning on the rule's file and line.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::config::RuleFilter;
 use crate::findings::{Code, Finding};
 use crate::parse::{Rule, RuleKind};
 
@@ -51,6 +53,17 @@ pub struct Value {
     pub link: Option<String>,
     /// Whether the uuid is the rule's own `id`; false for derived or remembered uuids.
     pub own_id: bool,
+    /// Where the value came from, when the galaxy says so (meta `source`, `source-url`).
+    pub provenance: Option<Arc<Provenance>>,
+}
+
+/// The source of a value, as its meta shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The source's configured name.
+    pub source: String,
+    /// The repository's web page, where known.
+    pub url: Option<String>,
 }
 
 /// The deterministic uuid of a rule without a usable `id`.
@@ -63,20 +76,56 @@ pub fn parse_id(id: &str) -> Option<Uuid> {
     (id.len() == 36).then(|| Uuid::try_parse(id).ok()).flatten()
 }
 
-/// Merges candidates (already in source, path, index order) into values.
+/// How one source takes part in the merge.
+#[derive(Debug, Clone, Default)]
+pub struct SourcePolicy {
+    /// Higher wins when two sources have a rule with the same id; ties go to the source listed first.
+    pub priority: i32,
+    /// Which of its rules become values.
+    pub rules: RuleFilter,
+}
+
+/// Whether `rule` passes `filter`: each non-empty list must hold the rule's value for that field.
+pub fn accepts(filter: &RuleFilter, rule: &Rule) -> bool {
+    let pass = |allowed: &[String], value: Option<&str>| {
+        allowed.is_empty() || value.is_some_and(|v| allowed.iter().any(|a| a == v))
+    };
+    let l = &rule.logsource;
+    pass(&filter.status, rule.status.as_deref())
+        && pass(&filter.level, rule.level.as_deref())
+        && pass(&filter.product, l.product.as_deref())
+        && pass(&filter.category, l.category.as_deref())
+        && pass(&filter.service, l.service.as_deref())
+}
+
+/// Merges candidates (in source, path, index order) into values.
 ///
-/// `sources` are the source names, by index; `kind` is the galaxy type (for the tag length limit);
-/// `filters` keeps Sigma filter rules.
+/// `sources` are the source names, by index, and `policies` their priorities and rule filters (a
+/// source without one takes the default: priority 0, every rule); `kind` is the galaxy type (for the
+/// tag length limit); `filters` keeps Sigma filter rules.
+///
+/// Sources are taken in precedence order (priority, then list order): a rule whose `id` a source of
+/// higher precedence already has is dropped (an override, as a fork listed before its upstream
+/// overrides it), while a second rule with the same id in the same source gets a derived uuid.
 pub fn merge(
-    candidates: Vec<Candidate>,
+    mut candidates: Vec<Candidate>,
     sources: &[String],
+    policies: &[SourcePolicy],
     galaxy: Uuid,
     kind: &str,
     filters: bool,
     warnings: &mut Vec<Finding>,
 ) -> Vec<Value> {
+    let default_policy = SourcePolicy::default();
+    let policy = |source: usize| policies.get(source).unwrap_or(&default_policy);
+    candidates.retain(|c| {
+        (c.rule.kind != RuleKind::Filter || filters) && accepts(&policy(c.source).rules, &c.rule)
+    });
+    // Precedence: higher priority first, then list order; within a source, path and index order.
+    candidates.sort_by_key(|c| (std::cmp::Reverse(policy(c.source).priority), c.source));
     let mut used: HashSet<Uuid> = HashSet::new();
-    let mut first_with_id: HashMap<Uuid, String> = HashMap::new();
+    // The first rule with each id: its source, file and title.
+    let mut first_with_id: HashMap<Uuid, (usize, String, String)> = HashMap::new();
     let mut values = Vec::with_capacity(candidates.len());
 
     // Rules with their own valid ids claim them first, so that a derived or remembered uuid can never
@@ -87,9 +136,6 @@ pub fn merge(
         .collect();
 
     for c in candidates {
-        if c.rule.kind == RuleKind::Filter && !filters {
-            continue;
-        }
         let source = &sources[c.source];
         let warn = |warnings: &mut Vec<Finding>, code: Code, message: String| {
             warnings.push(Finding::new(
@@ -108,14 +154,37 @@ pub fn merge(
                 format!("id {id:?} is not a UUID; a derived uuid is used"),
             );
         }
+        if let Some((first_source, first_file, first_title)) =
+            own.and_then(|u| first_with_id.get(&u))
+            && *first_source != c.source
+        {
+            let (code, what) = if first_title.to_lowercase() == c.rule.title.to_lowercase() {
+                (Code::OverriddenRule, String::new())
+            } else {
+                (
+                    Code::OverriddenRuleTitle,
+                    format!(" (titled {first_title:?} there)"),
+                )
+            };
+            warn(
+                warnings,
+                code,
+                format!(
+                    "id {} is also the id of {first_file}{what}, which takes precedence; this rule is dropped",
+                    own.map(|u| u.to_string()).unwrap_or_default()
+                ),
+            );
+            continue;
+        }
         let (uuid, own_id) = match own {
             Some(u) if used.insert(u) => {
-                first_with_id.insert(u, format!("{source}:{}", c.path));
+                let file = format!("{source}:{}", c.path);
+                first_with_id.insert(u, (c.source, file, c.rule.title.clone()));
                 (u, true)
             }
             _ => {
                 if let Some(u) = own {
-                    let first = first_with_id.get(&u).map_or("", String::as_str);
+                    let first = first_with_id.get(&u).map_or("", |(_, file, _)| file);
                     warn(
                         warnings,
                         Code::DuplicateId,
@@ -145,6 +214,7 @@ pub fn merge(
             rule: c.rule,
             link: c.link,
             own_id,
+            provenance: None,
         });
     }
     make_titles_storable(&mut values, sources, kind, warnings);
@@ -159,25 +229,29 @@ fn make_titles_storable(
     warnings: &mut Vec<Finding>,
 ) {
     let budget = MAX_TAG_CHARS - format!("misp-galaxy:{kind}=\"\"").chars().count();
-    let mut taken: HashSet<String> = HashSet::new();
+    // Lower-cased title → the source of the value that has it.
+    let mut taken: HashMap<String, usize> = HashMap::new();
     for v in values.iter_mut() {
         let source = &sources[v.source];
         let mut notes = Vec::new();
         let mut title = storable(&v.title, &mut notes);
         title = shorten(&title, budget, &mut notes);
-        if taken.contains(&title.to_lowercase()) {
+        if let Some(&holder) = taken.get(&title.to_lowercase()) {
             let file = v.path.rsplit('/').next().unwrap_or(&v.path);
-            let mut candidates = [
-                format!(" ({file})"),
-                format!(" ({source}:{}#{})", v.path, v.rule.index),
-            ]
-            .into_iter()
-            .map(|suffix| {
-                let room = budget.saturating_sub(suffix.chars().count());
-                format!("{}{suffix}", shorten(&title, room, &mut Vec::new()))
-            });
+            // Across sources the suffix names this value's source; within one, its file.
+            let first = if holder == v.source {
+                format!(" ({file})")
+            } else {
+                format!(" ({source})")
+            };
+            let mut candidates = [first, format!(" ({source}:{}#{})", v.path, v.rule.index)]
+                .into_iter()
+                .map(|suffix| {
+                    let room = budget.saturating_sub(suffix.chars().count());
+                    format!("{}{suffix}", shorten(&title, room, &mut Vec::new()))
+                });
             let unique = candidates
-                .find(|t| !taken.contains(&t.to_lowercase()))
+                .find(|t| !taken.contains_key(&t.to_lowercase()))
                 .unwrap_or_else(|| format!("{title} ({})", v.uuid));
             notes.push((
                 Code::DuplicateTitle,
@@ -187,7 +261,7 @@ fn make_titles_storable(
             ));
             title = unique;
         }
-        taken.insert(title.to_lowercase());
+        taken.insert(title.to_lowercase(), v.source);
         for (code, n) in notes {
             warnings.push(Finding::new(source, &v.path, Some(v.rule.line), code, n));
         }
@@ -258,7 +332,15 @@ mod tests {
 
     fn run(cands: Vec<Candidate>) -> (Vec<Value>, Vec<Finding>) {
         let mut w = Vec::new();
-        let v = merge(cands, &["src".into()], GALAXY, "sigma-rules", false, &mut w);
+        let v = merge(
+            cands,
+            &["src".into()],
+            &[],
+            GALAXY,
+            "sigma-rules",
+            false,
+            &mut w,
+        );
         (v, w)
     }
 
@@ -356,11 +438,120 @@ mod tests {
         let v = merge(
             vec![cand("f.yml", f)],
             &["src".into()],
+            &[],
             GALAXY,
             "t",
             true,
             &mut w,
         );
         assert_eq!(v.len(), 1);
+    }
+
+    fn in_source(source: usize, path: &str, r: Rule) -> Candidate {
+        Candidate {
+            source,
+            ..cand(path, r)
+        }
+    }
+
+    #[test]
+    fn the_source_of_higher_precedence_overrides_an_id() {
+        let names = ["fork".to_string(), "upstream".to_string()];
+        let run = |policies: &[SourcePolicy]| {
+            let mut w = Vec::new();
+            let v = merge(
+                vec![
+                    in_source(0, "a.yml", rule("Same", Some(ID), 0)),
+                    in_source(0, "b.yml", rule("Fork Only", None, 0)),
+                    in_source(1, "a.yml", rule("same", Some(ID), 0)),
+                    in_source(1, "c.yml", rule("Renamed Upstream", Some(ID), 0)),
+                ],
+                &names,
+                policies,
+                GALAXY,
+                "t",
+                false,
+                &mut w,
+            );
+            (v, w)
+        };
+        let (v, w) = run(&[]);
+        let kept: Vec<(usize, &str)> = v.iter().map(|v| (v.source, v.title.as_str())).collect();
+        assert_eq!(kept, [(0, "Same"), (0, "Fork Only")]);
+        let codes: Vec<(Code, &str)> = w.iter().map(|f| (f.code, f.path.as_str())).collect();
+        assert_eq!(
+            codes,
+            [
+                (Code::OverriddenRule, "a.yml"),
+                (Code::OverriddenRuleTitle, "c.yml")
+            ]
+        );
+        assert!(w.iter().all(|f| f.source == "upstream"));
+        // A priority reorders without reordering the list.
+        let upstream_first = [
+            SourcePolicy::default(),
+            SourcePolicy {
+                priority: 1,
+                ..SourcePolicy::default()
+            },
+        ];
+        let (v, w) = run(&upstream_first);
+        let kept: Vec<(usize, &str)> = v.iter().map(|v| (v.source, v.title.as_str())).collect();
+        assert_eq!(
+            kept,
+            [(1, "same"), (1, "Renamed Upstream"), (0, "Fork Only")]
+        );
+        assert_eq!(v[1].uuid, derived_uuid(GALAXY, "upstream", "c.yml", 0));
+        let codes: Vec<Code> = w.iter().map(|f| f.code).collect();
+        assert_eq!(codes, [Code::DuplicateId, Code::OverriddenRule]);
+    }
+
+    #[test]
+    fn titles_clashing_across_sources_name_the_source() {
+        let names = ["public".to_string(), "private".to_string()];
+        let mut w = Vec::new();
+        let v = merge(
+            vec![
+                in_source(0, "x/a.yml", rule("Clash", None, 0)),
+                in_source(1, "y/a.yml", rule("CLASH", None, 0)),
+                in_source(1, "z/a.yml", rule("clash", None, 0)),
+            ],
+            &names,
+            &[],
+            GALAXY,
+            "t",
+            false,
+            &mut w,
+        );
+        let titles: Vec<&str> = v.iter().map(|v| v.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            ["Clash", "CLASH (private)", "clash (private:z/a.yml#0)"]
+        );
+    }
+
+    #[test]
+    fn rule_filters_select_by_status_level_and_logsource() {
+        let filter = RuleFilter {
+            status: vec!["stable".into(), "test".into()],
+            level: vec!["high".into()],
+            product: vec!["windows".into()],
+            ..RuleFilter::default()
+        };
+        let mut r = rule("R", None, 0);
+        r.status = Some("test".into());
+        r.level = Some("high".into());
+        r.logsource.product = Some("windows".into());
+        assert!(accepts(&filter, &r));
+        assert!(accepts(&RuleFilter::default(), &Rule::titled("no fields")));
+        for change in [
+            |r: &mut Rule| r.status = Some("experimental".into()),
+            |r: &mut Rule| r.level = None,
+            |r: &mut Rule| r.logsource.product = Some("linux".into()),
+        ] {
+            let mut other = r.clone();
+            change(&mut other);
+            assert!(!accepts(&filter, &other), "{other:?}");
+        }
     }
 }

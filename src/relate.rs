@@ -279,6 +279,7 @@ mod tests {
             path: format!("{uuid}.yml"),
             link: None,
             own_id: id.is_some(),
+            provenance: None,
             rule: Rule {
                 id: id.map(str::to_string),
                 name: name.map(str::to_string),

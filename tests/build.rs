@@ -480,31 +480,40 @@ fn several_sources_merge_into_one_galaxy() {
         .map(|x| x["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["public", "private"]);
-    assert_eq!(s["values"], 5);
+    assert_eq!(s["values"], 4);
     let values = by_title(&env.json("out/clusters/sigma-rules.json"));
-    // The first source keeps a shared id; the second gets a uuid derived from its own name and path.
+    // The source listed first wins a shared id; the other rule is dropped, with a warning since the
+    // titles differ.
     assert_eq!(values["Shared Id"]["uuid"], ID_A);
-    let copy = values["Shared Id Copy"]["uuid"].as_str().unwrap();
-    assert_ne!(copy, ID_A);
+    assert!(!values.contains_key("Shared Id Copy"));
     assert_eq!(values["Only Here"]["uuid"], ID_B);
-    // Titles stay unique across sources, ignoring case; the later source's value is renamed.
+    // Titles stay unique across sources, ignoring case; the later source's value is renamed after it.
     assert!(values.contains_key("Same Title"));
     assert!(
-        values.contains_key("same title (y.yml)"),
+        values.contains_key("same title (private)"),
         "{:?}",
         values.keys()
     );
-    let files: Vec<String> = findings(&s, &["missing-id"])
-        .into_iter()
-        .map(|(file, _)| file)
+    let found = findings(&s, &["missing-id"]);
+    let expected = [
+        ("private:x.yml", "overridden-rule-title"),
+        ("private:y.yml", "duplicate-title"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(f, c)| (f.to_string(), c.to_string()))
         .collect();
-    assert_eq!(files, ["private:x.yml", "private:y.yml"]);
-    // Same sources, other order: the other source's rule keeps the id.
+    assert_eq!(found, expected);
+    // Two sources: each value names its source.
+    assert_eq!(values["Only Here"]["meta"]["source"], "private");
+    assert_eq!(values["Shared Id"]["meta"]["source"], "public");
+    // Same sources, other order: the other source's rule wins the id.
     env.build(&[
         "--source", "private", "--source", "public", "--out", "swapped",
     ]);
     let swapped = by_title(&env.json("swapped/clusters/sigma-rules.json"));
     assert_eq!(swapped["Shared Id Copy"]["uuid"], ID_A);
+    assert!(!swapped.contains_key("Shared Id"));
     // Two sources with one name are a configuration error.
     let clash = env.run(&["build", "--source", "public", "--source", "public/"]);
     assert_eq!(clash.code, 2, "{}", clash.stderr);

@@ -7,5 +7,6 @@ mod build;
 mod check;
 mod harness;
 mod incremental;
+mod merge;
 mod remote;
 mod workflow;

@@ -104,6 +104,12 @@ fn write_value(out: &mut String, v: &Value, related: &[Relation]) {
         if !refs.is_empty() {
             m.strings("refs", refs.iter().copied());
         }
+        if let Some(p) = &v.provenance {
+            m.string("source", &p.source);
+            if let Some(url) = &p.url {
+                m.string("source-url", url);
+            }
+        }
         if let Some(t) = text(r.status.as_deref()) {
             m.string("status", t);
         }

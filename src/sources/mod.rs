@@ -79,6 +79,16 @@ impl WebLink {
         }
     }
 
+    /// The repository's web page (`https://github.com/org/rules`), for a recognised forge.
+    pub fn repository_url(&self) -> Option<String> {
+        match self {
+            WebLink::Forge { remote, kind } => weburl::web_base(remote, *kind)
+                .ok()
+                .map(|w| w.base().to_string()),
+            WebLink::Template { .. } => None,
+        }
+    }
+
     /// The link to `path` at `rev` (a commit id or a branch name).
     pub fn file_url(&self, rev: &str, path: &str) -> String {
         match self {

@@ -63,6 +63,7 @@ pub struct BuildKey<'a> {
     pub galaxy: GalaxyKey<'a>,
     pub filters: bool,
     pub strict: bool,
+    pub provenance: bool,
     pub ref_style: &'static str,
     /// Checksum of the ATT&CK cluster files used, in a fixed order.
     pub attack: Option<&'a str>,
@@ -112,6 +113,8 @@ pub struct SourceKey<'a> {
     pub filter: FilterKey<'a>,
     /// How links are made (template or forge and remote), as text.
     pub web: Option<String>,
+    pub priority: i32,
+    pub rules: &'a crate::config::RuleFilter,
 }
 
 impl<'a> BuildKey<'a> {
@@ -122,17 +125,21 @@ impl<'a> BuildKey<'a> {
             galaxy: GalaxyKey::new(&config.galaxy),
             filters: config.filters,
             strict: config.strict,
+            provenance: config.provenance,
             ref_style: config.ref_style.name(),
             attack,
             sources: snapshots
                 .iter()
-                .map(|s| SourceKey {
+                .zip(&config.sources)
+                .map(|(s, c)| SourceKey {
                     name: &s.name,
                     location: &s.location,
                     commit: s.commit.to_string(),
                     branch: s.branch.as_deref(),
                     filter: FilterKey::new(&s.filter),
                     web: s.web.as_ref().map(|w| w.describe()),
+                    priority: c.priority,
+                    rules: &c.rules,
                 })
                 .collect(),
         }
