@@ -238,6 +238,7 @@ pub fn build(config: &Config) -> Result<Summary> {
             prev.sources.outputs[1].as_ref(),
         ],
         !writes,
+        config.value_versions,
     )?;
     clock.lap("write");
 
@@ -733,6 +734,7 @@ fn source_summaries(
             name: s.name.clone(),
             location: s.location.clone(),
             commit: s.commit.to_string(),
+            commit_time: s.commit_time,
             files: files
                 .and_then(|f| f.get(&s.name).copied())
                 .unwrap_or(s.files.len()),
