@@ -7,5 +7,6 @@ mod build;
 mod check;
 mod harness;
 mod incremental;
+mod release;
 mod remote;
 mod workflow;
