@@ -10,7 +10,26 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 "$shared/tools/import-history.sh" "$work/corpus.git" >/dev/null
-git -C "$work/corpus.git" update-ref refs/heads/tip main
+
+# The rules: the corpus, plus two commits on top that give 20 rules no id (their uuids are then
+# derived from source, path and index), then rename or move their files (half of them edited too).
+git clone -q "$work/corpus.git" "$work/rules"
+commit() {
+  GIT_AUTHOR_NAME=ci GIT_AUTHOR_EMAIL=ci@example.invalid GIT_COMMITTER_NAME=ci \
+  GIT_COMMITTER_EMAIL=ci@example.invalid GIT_AUTHOR_DATE="$1 +0000" GIT_COMMITTER_DATE="$1 +0000" \
+    git -C "$work/rules" commit -q -a -m "$2"
+}
+mapfile -t idless < <(git -C "$work/rules" ls-files 'rules/windows/process_creation/*.yml' | head -20)
+for f in "${idless[@]}"; do sed -i '/^id: /d' "$work/rules/$f"; done
+commit "@1786000000" "drop the ids of 20 rules"
+mkdir -p "$work/rules/rules/windows/moved"
+for i in "${!idless[@]}"; do
+  f="${idless[$i]}"
+  if [ $((i % 2)) -eq 0 ]; then echo "# edited while moved" >> "$work/rules/$f"; fi
+  git -C "$work/rules" mv "$f" "rules/windows/moved/renamed_$i.yml"
+done
+commit "@1786000060" "rename the id-less rules"
+git -C "$work/rules" branch -q -f release HEAD~1
 
 # The team's setup: a config (with rule links), its lockfile, a state that followed the history.
 mkdir -p "$work/team"
@@ -18,14 +37,13 @@ cat > "$work/team/sigma-galaxy.yml" <<YML
 attack_clusters: $shared/misp-galaxy/clusters
 sources:
   - name: sigmahq
-    location: ../corpus.git
-    ref: main
+    location: ../rules
+    ref: release
     web_url: 'https://github.com/SigmaHQ/sigma/blob/{commit}/{path}'
 YML
-# Built a year before the tip, then at the tip: id-less rules renamed in between keep their uuids.
-git -C "$work/corpus.git" update-ref refs/heads/main "$(git -C "$work/corpus.git" rev-list --first-parent tip | sed -n 300p)"
+# Built before the renames, then after them: the id-less rules keep their first uuids.
 (cd "$work/team" && "$bin" build --quiet --config sigma-galaxy.yml)
-git -C "$work/corpus.git" update-ref refs/heads/main tip
+git -C "$work/rules" branch -q -f release main
 (cd "$work/team" && "$bin" build --quiet --config sigma-galaxy.yml)
 
 release() { # CWD TZ LC_ALL UMASK ARGS...
@@ -61,8 +79,8 @@ fresh = {i["path"]: i["uuid"] for i in json.load(open(sys.argv[2]))["identities"
 galaxy = uuid.UUID(m["galaxy"]["uuid"])
 ids = m["identities"]
 moved = [i for i in ids if str(uuid.uuid5(galaxy, f"{i['source']}\0{i['path']}\0{i['index']}")) != i["uuid"]]
-if not moved:
-    sys.exit("no id-less rule was renamed between the two builds: the check proves nothing")
+if len(moved) < 20:
+    sys.exit(f"only {len(moved)} uuids kept across renames (expected the 20 renamed id-less rules)")
 same = sum(1 for i in moved if fresh.get(i["path"]) == i["uuid"])
 print(f"identical, {len(ids)} derived uuids, {len(moved)} of them kept across renames "
       f"({same} of those a fresh release without the manifest also gives)")

@@ -212,9 +212,10 @@ pub fn run(args: &ReleaseArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Whether `dir` holds a release bundle (and may be replaced).
+/// Whether `dir` holds a release bundle or nothing (and may be replaced).
 fn is_bundle(dir: &Path) -> bool {
     dir.join(manifest::FILE_NAME).is_file()
+        || std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
 /// Path → hex SHA-256 of every file of the bundle but the checksum list (and the manifest, unless
