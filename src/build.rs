@@ -227,6 +227,18 @@ pub fn build(config: &Config) -> Result<Summary> {
     let cluster = emit::cluster_content(&config.galaxy, &values, &related);
     let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
     clock.lap("format");
+    let cluster = if config.value_versions {
+        let known = prev.sources.outputs[0].as_ref();
+        emit::value_versions(
+            &config.out,
+            &config.galaxy.kind,
+            cluster,
+            content_clock,
+            known,
+        )
+    } else {
+        cluster
+    };
     let written = emit::write(
         &config.out,
         &config.galaxy.kind,
@@ -238,7 +250,6 @@ pub fn build(config: &Config) -> Result<Summary> {
             prev.sources.outputs[1].as_ref(),
         ],
         !writes,
-        config.value_versions,
     )?;
     clock.lap("write");
 

@@ -40,6 +40,7 @@ pub fn run(args: &ReleaseArgs) -> Result<u8> {
         ..BuildArgs::default()
     };
     let mut config = Config::load(&build_args)?;
+    lockfile::pin_config(&mut config)?;
     let note = |text: String| {
         if !args.quiet {
             eprintln!("{text}");

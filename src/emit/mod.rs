@@ -349,32 +349,19 @@ struct Planned {
 ///
 /// `known` are the fingerprints the state recorded for the two files; when a file still has the
 /// recorded hash, it is not parsed again.
-///
-/// With `value_versions`, each value gets its own `version` ([`with_value_versions`]).
 pub fn write(
     out: &Path,
     kind: &str,
-    mut cluster: Content,
+    cluster: Content,
     galaxy: Content,
     base: i64,
     known: [Option<&Fingerprint>; 2],
     dry_run: bool,
-    value_versions: bool,
 ) -> Result<Written> {
     let cluster_file = cluster_path(out, kind);
     let galaxy_file = galaxy_path(out, kind);
     let [known_cluster, known_galaxy] = known;
     let prev_cluster = previous(&cluster_file, known_cluster);
-    if value_versions {
-        let version = next_version(prev_cluster.as_ref(), &cluster.hash, base);
-        let old = previous_value_versions(&cluster_file);
-        let new = &cluster.values;
-        cluster.text =
-            with_value_versions(&cluster.text, |uuid| match (old.get(uuid), new.get(uuid)) {
-                (Some((hash, v)), Some(h)) if hash == h => *v,
-                _ => version,
-            });
-    }
     let c = plan(cluster_file.clone(), cluster, prev_cluster.as_ref(), base);
     let g = plan(
         galaxy_file.clone(),
@@ -460,6 +447,28 @@ fn previous_value_versions(path: &Path) -> BTreeMap<String, (String, i64)> {
             Some((uuid, (value_hash(v), version)))
         })
         .collect()
+}
+
+/// The cluster with a `version` in each value (see [`with_value_versions`]), against the previous
+/// cluster file in `out` (`known`: its recorded fingerprint) and the content clock `base`, as
+/// [`write`] will version the cluster itself.
+pub fn value_versions(
+    out: &Path,
+    kind: &str,
+    mut cluster: Content,
+    base: i64,
+    known: Option<&Fingerprint>,
+) -> Content {
+    let cluster_file = cluster_path(out, kind);
+    let version = next_version(previous(&cluster_file, known).as_ref(), &cluster.hash, base);
+    let old = previous_value_versions(&cluster_file);
+    let new = &cluster.values;
+    cluster.text =
+        with_value_versions(&cluster.text, |uuid| match (old.get(uuid), new.get(uuid)) {
+            (Some((hash, v)), Some(h)) if hash == h => *v,
+            _ => version,
+        });
+    cluster
 }
 
 /// **Value versions** (opt-in): MISP's importer compares each value's own `version`, when it has
@@ -636,9 +645,9 @@ mod tests {
         };
         let dir = tempfile::tempdir().expect("tmp");
         let write_at = |b: &str, base: i64| {
-            let c = Content::of(&values(b));
+            let c = value_versions(dir.path(), "t", Content::of(&values(b)), base, None);
             let g = Content::of(&json!({"type": "t"}));
-            write(dir.path(), "t", c, g, base, [None, None], true).expect("write");
+            write(dir.path(), "t", c, g, base, [None, None], false).expect("write");
             let text = std::fs::read_to_string(cluster_path(dir.path(), "t")).expect("read");
             let parsed: Json = serde_json::from_str(&text).expect("json");
             assert_eq!(json::to_misp_json(&parsed), text, "misp formatting");
