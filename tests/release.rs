@@ -569,6 +569,29 @@ fn install_says_when_it_replaces_misps_own_sigma_galaxy() {
     assert!(env.path("misp/clusters/sigma-rules.json").is_file());
 }
 
+#[test]
+fn install_from_a_bundle_checks_its_sha256sums() {
+    let env = Env::new();
+    three_rules(&env);
+    configured(&env);
+    let run = env.run(&["release", "--config", "sigma-galaxy.yml", "--out", "rel"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    std::fs::create_dir_all(env.path("misp")).unwrap();
+    let cluster = env.read("rel/clusters/sigma-rules.json");
+    env.write(
+        "rel/clusters/sigma-rules.json",
+        &cluster.replace("Rule A", "Rule X"),
+    );
+    let damaged = env.run(&["install", "--from", "rel", "--misp-dir", "misp"]);
+    assert_eq!(damaged.code, 1, "{}", damaged.stderr);
+    assert!(damaged.stderr.contains("SHA256SUMS"), "{}", damaged.stderr);
+    assert!(!env.path("misp/clusters").exists(), "nothing installed");
+    env.write("rel/clusters/sigma-rules.json", &cluster);
+    let intact = env.run(&["install", "--from", "rel", "--misp-dir", "misp"]);
+    assert_eq!(intact.code, 0, "{}", intact.stderr);
+    assert_eq!(env.read("misp/clusters/sigma-rules.json"), cluster);
+}
+
 /// A stand-in script that appends its arguments to `log` and exits with `code`.
 fn recorder(env: &Env, name: &str, log: &Path, code: i32) -> PathBuf {
     let path = env.path(&format!("bin/{name}"));
@@ -759,4 +782,43 @@ fn value_versions_rise_only_for_values_whose_content_changed() {
     );
     env.build(&["--config", "vv.yml"]);
     assert!(env.json("vv/clusters/sigma-rules.json")["values"][0]["version"].is_i64());
+}
+
+#[test]
+fn released_value_versions_continue_from_the_previous_bundle() {
+    let env = Env::new();
+    let mut repo = three_rules(&env);
+    configured(&env);
+    let release = |out: &str, previous: Option<&str>| {
+        let mut args = vec![
+            "release",
+            "--config",
+            "sigma-galaxy.yml",
+            "--out",
+            out,
+            "--value-versions",
+        ];
+        if let Some(p) = previous {
+            args.extend(["--previous", p]);
+        }
+        let run = env.run(&args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        by_title(&env.json(&format!("{out}/clusters/sigma-rules.json")))
+    };
+    let v1 = release("v1", None);
+    repo.write(
+        "rules/b.yml",
+        rule("Rule B", Some(ID_B), "tags:\n    - attack.t1059\n"),
+    );
+    repo.commit("edit b");
+    env.build(&["--config", "sigma-galaxy.yml"]);
+    let v2 = release("v2", Some("v1"));
+    for (title, v) in &v2 {
+        let (old, new) = (v1[title]["version"].as_i64(), v["version"].as_i64());
+        if title == "Rule B" {
+            assert!(new > old, "{title}: {new:?} > {old:?}");
+        } else {
+            assert_eq!(new, old, "{title} keeps its version");
+        }
+    }
 }

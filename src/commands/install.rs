@@ -1,7 +1,7 @@
 //! `sigma-galaxy install`: put a galaxy pair into a misp-galaxy folder and tell MISP to load it.
 //!
 //! The pair (`galaxies/TYPE.json`, `clusters/TYPE.json` of `--from`, a build's output or a release
-//! bundle) is checked against what is installed: another cluster uuid for the same type, or a version
+//! bundle, whose `SHA256SUMS` must then match) is checked against what is installed: another cluster uuid for the same type, or a version
 //! that is not lower (MISP would ignore the update), refuses the install unless `--force`. Both files
 //! are written completely to temporary files beside their targets (mode 0644, readable by the web
 //! server) and then renamed over them, the galaxy first: a run killed at any point leaves every file
@@ -24,6 +24,7 @@ pub fn run(args: &InstallArgs) -> Result<u8> {
         emit::cluster_path(&args.from, &kind),
         emit::galaxy_path(&args.from, &kind),
     );
+    verify_sums(&args.from, &[&from_cluster, &from_galaxy])?;
     let cluster = compare::read(&from_cluster)?;
     let galaxy = compare::read(&from_galaxy)?;
     if !args.misp_dir.is_dir() {
@@ -98,14 +99,57 @@ pub fn run(args: &InstallArgs) -> Result<u8> {
             eprintln!("MISP's updateGalaxies failed ({code}); the files are installed");
             Ok(1)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && update[0] == "sudo" => {
+            Err(Error::Input {
+                path: PathBuf::from("sudo"),
+                message: format!(
+                    "not found: the files are installed; run MISP's update as {user} yourself \
+                     ({cake} Admin updateGalaxies), or run this install as {user}, which needs no sudo",
+                    user = args.web_user,
+                    cake = args.cake.display()
+                ),
+            })
+        }
         Err(e) => Err(Error::Input {
             path: PathBuf::from(&update[0]),
             message: format!(
-                "cannot run MISP's update ({e}); run it yourself: {}",
+                "cannot run MISP's update ({e}); the files are installed; run it yourself: {}",
                 update.join(" ")
             ),
         }),
     }
+}
+
+/// A release bundle's `SHA256SUMS`, when there is one, must list `files` with their checksums.
+fn verify_sums(dir: &Path, files: &[&Path]) -> Result<()> {
+    let sums_path = dir.join("SHA256SUMS");
+    let Ok(sums) = std::fs::read_to_string(&sums_path) else {
+        return Ok(());
+    };
+    for file in files {
+        let rel = file.strip_prefix(dir).unwrap_or(file);
+        let rel: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let rel = rel.join("/");
+        let listed = sums.lines().find_map(|l| {
+            l.split_once("  ")
+                .filter(|(_, p)| *p == rel)
+                .map(|(s, _)| s)
+        });
+        let bytes = std::fs::read(file).map_err(|e| Error::io(*file, e))?;
+        if listed != Some(crate::state::sha256_hex(&bytes).as_str()) {
+            return Err(Error::Input {
+                path: file.to_path_buf(),
+                message: format!(
+                    "does not match {} (a damaged or edited bundle): nothing installed",
+                    sums_path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The galaxy type of the one pair in `dir` (`galaxies/TYPE.json` with `clusters/TYPE.json`).
