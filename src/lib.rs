@@ -6,6 +6,9 @@
 //! config → sources → diff → parse → state → merge → relate → emit → report
 //! ```
 //!
+//! After the pipeline, for releases: [`compare`] (what changed between two clusters), [`manifest`]
+//! (what a release is and how to make it again) and [`archive`] (a byte-reproducible `.tar.gz`).
+//!
 //! Each sub-command is one module of [`commands`]; [`run`] is the whole program behind `main`: it
 //! dispatches the parsed command line to its command and maps the error to an exit code.
 
