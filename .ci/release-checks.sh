@@ -87,9 +87,15 @@ print(f"identical, {len(ids)} derived uuids, {len(moved)} of them kept across re
 PY
 
 echo "-- CHANGELOG.md of a release is the markdown diff against the previous bundle"
-release "$work/team" UTC C 022 --config "$work/team/sigma-galaxy.yml" --out "$work/h/next" --previous "$work/h/sigma-release"
-"$bin" diff "$work/h/sigma-release/clusters/sigma-rules.json" "$work/h/next/clusters/sigma-rules.json" \
-  --format markdown | cmp - "$work/h/next/CHANGELOG.md"
+git -C "$work/rules" branch -q -f release main~2
+(cd "$work/team" && "$bin" build --quiet --config sigma-galaxy.yml)
+release "$work/team" UTC C 022 --config "$work/team/sigma-galaxy.yml" --out "$work/notes/v1"
+git -C "$work/rules" branch -q -f release main
+(cd "$work/team" && "$bin" build --quiet --config sigma-galaxy.yml)
+release "$work/team" UTC C 022 --config "$work/team/sigma-galaxy.yml" --out "$work/notes/v2" --previous "$work/notes/v1"
+"$bin" diff "$work/notes/v1/clusters/sigma-rules.json" "$work/notes/v2/clusters/sigma-rules.json" \
+  --format markdown | cmp - "$work/notes/v2/CHANGELOG.md"
+sed -n '/^| change | values |/,/^$/p' "$work/notes/v2/CHANGELOG.md"
 
 echo "-- diff and value versions over the last 40 corpus commits"
 python3 "$here/release-replay.py" "$bin" "$work/corpus.git" "$work/replay" --last 40
