@@ -253,6 +253,18 @@ pub fn build(config: &Config) -> Result<Summary> {
     let cluster = emit::cluster_content(&config.galaxy, &values, &related);
     let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
     clock.lap("format");
+    let cluster = if config.value_versions {
+        let known = prev.sources.outputs[0].as_ref();
+        emit::value_versions(
+            &config.out,
+            &config.galaxy.kind,
+            cluster,
+            content_clock,
+            known,
+        )
+    } else {
+        cluster
+    };
     let written = emit::write(
         &config.out,
         &config.galaxy.kind,
@@ -759,6 +771,7 @@ fn source_summaries(
             name: s.name.clone(),
             location: s.location.clone(),
             commit: s.commit.to_string(),
+            commit_time: s.commit_time,
             files: files
                 .and_then(|f| f.get(&s.name).copied())
                 .unwrap_or(s.files.len()),

@@ -29,7 +29,10 @@ pub const LONG_VERSION: &str = concat!(
   sigma-galaxy build --source ../sigma#r2024-07-17 --include 'rules/**' --json
   sigma-galaxy check --source . --include 'rules/**' --format github   annotate a pull request
   sigma-galaxy build --check                          exit 1 if the committed galaxy is out of date
-  sigma-galaxy validate galaxy/clusters/sigma-rules.json galaxy/galaxies/sigma-rules.json")]
+  sigma-galaxy validate galaxy/clusters/sigma-rules.json galaxy/galaxies/sigma-rules.json
+  sigma-galaxy diff old/clusters/sigma-rules.json galaxy/clusters/sigma-rules.json --format markdown
+  sigma-galaxy release --out dist/sigma-galaxy-2.0 --previous dist/sigma-galaxy-1.0 --archive
+  sigma-galaxy install --from dist/sigma-galaxy-2.0 --misp-dir /var/www/MISP/app/files/misp-galaxy")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -50,6 +53,12 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write roff man pages for sigma-galaxy and each sub-command (view with `man -l sigma-galaxy.1`).
     Man(ManArgs),
+    /// Compare two cluster files: values added, removed, renamed and changed, field by field.
+    Diff(DiffArgs),
+    /// Build the lockfile's commits into a reproducible, checksummed release bundle.
+    Release(ReleaseArgs),
+    /// Install a galaxy pair into a misp-galaxy folder (MISP's app/files/misp-galaxy), atomically.
+    Install(InstallArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -157,6 +166,13 @@ pub struct BuildArgs {
     /// Print nothing but errors on stderr.
     #[arg(long, short = 'q', conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Give every value its own `version`, raised only when that value changes, so that MISP's
+    /// `updateGalaxies` re-imports only the changed values instead of all of them (config:
+    /// `value_versions: true`). misp-galaxy's schema does not allow it: keep it off for a galaxy
+    /// meant for the misp-galaxy repository.
+    #[arg(long)]
+    pub value_versions: bool,
 }
 
 /// `--ref-style` values.
@@ -173,6 +189,11 @@ pub struct ValidateArgs {
     pub cluster: PathBuf,
     /// The galaxy file, e.g. galaxy/galaxies/sigma-rules.json.
     pub galaxy: PathBuf,
+    /// Accept a `version` in each value (written by `build --value-versions`; MISP reads it,
+    /// misp-galaxy's schema forbids it): it must then be a positive signed 32-bit integer no greater
+    /// than the cluster's.
+    #[arg(long)]
+    pub value_versions: bool,
 }
 
 #[derive(Debug, Args)]
@@ -258,4 +279,94 @@ pub struct ManArgs {
     /// Folder to write the pages into (sigma-galaxy.1, sigma-galaxy-build.1, ...).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older cluster file (e.g. from the previous release).
+    pub old: PathBuf,
+    /// The newer cluster file.
+    pub new: PathBuf,
+    /// `human` (plain text), `json` (one object) or `markdown` (counts, then tables: ready for a
+    /// release note or a pull-request comment).
+    #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
+    pub format: DiffFormat,
+}
+
+/// `diff --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Human,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The bundle folder to write (replaced as a whole): clusters/, galaxies/, manifest.json,
+    /// SHA256SUMS and, with --previous, CHANGELOG.md. With --archive also DIST.tar.gz beside it.
+    #[arg(long, short = 'o', value_name = "DIST")]
+    pub out: PathBuf,
+
+    /// Configuration file (YAML). Default: ./sigma-galaxy.yml when it exists. The lockfile next to it
+    /// says which commits are built.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The previous release bundle: its manifest's identity records seed the UUID ledger of a fresh
+    /// state (so rules without an id keep their uuids), and its cluster is the base of the versions
+    /// and of CHANGELOG.md. A folder with only a manifest.json is enough to reproduce uuids.
+    #[arg(long, value_name = "DIR")]
+    pub previous: Option<PathBuf>,
+
+    /// Also write DIST.tar.gz, byte-reproducible: sorted entries, mtime SOURCE_DATE_EPOCH (else the
+    /// newest source commit's time), owner 0:0 without names, fixed modes, no gzip name or time.
+    #[arg(long)]
+    pub archive: bool,
+
+    /// State folder (build cache, UUID ledger). Default: the configuration's, as for `build`.
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+
+    /// Give every value its own version (see `build --value-versions`).
+    #[arg(long)]
+    pub value_versions: bool,
+
+    /// Print nothing but errors on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The misp-galaxy folder to install into (gets DIR/galaxies/TYPE.json and DIR/clusters/TYPE.json).
+    /// On a MISP server: /var/www/MISP/app/files/misp-galaxy.
+    #[arg(long, value_name = "DIR")]
+    pub misp_dir: PathBuf,
+
+    /// Where the pair to install is: a build's output folder or a release bundle.
+    #[arg(long, value_name = "DIR", default_value = "galaxy")]
+    pub from: PathBuf,
+
+    /// Install even when the installed cluster has another uuid, or a version that is not lower
+    /// (MISP would then ignore the update).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Then run MISP's update: `sudo -u www-data CAKE Admin updateGalaxies` (without sudo when
+    /// already running as that user), and report its exit status.
+    #[arg(long)]
+    pub update_misp: bool,
+
+    /// MISP's cake console.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/www/MISP/app/Console/cake"
+    )]
+    pub cake: PathBuf,
+
+    /// The web server's user, which MISP's update runs as (apache or nginx on some systems).
+    #[arg(long, value_name = "USER", default_value = "www-data")]
+    pub web_user: String,
 }

@@ -14,6 +14,7 @@
 //! strict: false               # rule problems are errors
 //! filters: false              # also emit Sigma filter rules
 //! ref_style: last-change      # rule links: last-change, commit or branch
+//! value_versions: false       # each value gets its own version (MISP re-imports only changed values)
 //! include: ['rules/**']       # globs on repository paths, for every source without its own
 //! exclude: ['deprecated/**']
 //! sources:
@@ -100,6 +101,8 @@ pub struct Config {
     pub no_wait: bool,
     /// What rule links point at.
     pub ref_style: RefStyle,
+    /// Every value gets its own `version` (see [`crate::emit`]).
+    pub value_versions: bool,
 }
 
 /// What a run does with what it reads.
@@ -361,6 +364,7 @@ struct FileConfig {
     filters: Option<bool>,
     provenance: Option<bool>,
     ref_style: Option<String>,
+    value_versions: Option<bool>,
     #[serde(default)]
     galaxy: FileGalaxy,
 }
@@ -637,6 +641,7 @@ impl Config {
             strict: args.strict || file.strict.unwrap_or(false),
             filters: args.filters || file.filters.unwrap_or(false),
             provenance: file.provenance.unwrap_or(several),
+            value_versions: args.value_versions || file.value_versions.unwrap_or(false),
             output,
         })
     }
@@ -838,6 +843,11 @@ filters: false
 # What each rule's link points at: last-change (the commit that last changed the file: stable),
 # commit (the built commit) or branch (the branch name: always the newest version).
 ref_style: last-change
+
+# Give each value its own `version`, raised only when that value changes, so that MISP's updateGalaxies
+# re-imports only the changed values (with one cluster-wide version it re-imports all of them). MISP
+# reads it; misp-galaxy's schema forbids it, so leave it off for a galaxy meant for that repository.
+value_versions: false
 
 # Globs on repository paths, for sources that set none of their own. Only *.yml/*.yaml files are read.
 include:

@@ -6,13 +6,18 @@
 //! config → sources → diff → parse → state → merge → relate → emit → report
 //! ```
 //!
+//! After the pipeline, for releases: [`compare`] (what changed between two clusters), [`manifest`]
+//! (what a release is and how to make it again) and [`archive`] (a byte-reproducible `.tar.gz`).
+//!
 //! Each sub-command is one module of [`commands`]; [`run`] is the whole program behind `main`: it
 //! dispatches the parsed command line to its command and maps the error to an exit code.
 
+pub mod archive;
 pub mod atomic;
 pub mod build;
 pub mod cli;
 pub mod commands;
+pub mod compare;
 pub mod config;
 pub mod diff;
 pub mod emit;
@@ -20,6 +25,7 @@ pub mod error;
 pub mod findings;
 pub mod hash;
 pub mod lockfile;
+pub mod manifest;
 pub mod merge;
 pub mod parse;
 pub mod relate;
@@ -42,6 +48,9 @@ pub fn run(cli: Cli) -> u8 {
         Command::Init(args) => commands::init::run(&args),
         Command::Completions(args) => commands::completions::run(&args),
         Command::Man(args) => commands::man::run(&args),
+        Command::Diff(args) => commands::diff::run(&args),
+        Command::Release(args) => commands::release::run(&args),
+        Command::Install(args) => commands::install::run(&args),
     };
     match result {
         Ok(code) => code,

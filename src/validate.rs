@@ -43,6 +43,18 @@ const LABEL_CHARS: usize = 60;
 ///
 /// Errors only when a file cannot be read at all; JSON that does not parse is a problem line.
 pub fn validate_pair(cluster: &Path, galaxy: &Path) -> std::io::Result<Vec<String>> {
+    validate_pair_with(cluster, galaxy, false)
+}
+
+/// [`validate_pair`], accepting a `version` in each value when `value_versions` (as
+/// `build --value-versions` writes them: MISP reads them, misp-galaxy's schema forbids them). Each
+/// must then be a positive signed 32-bit integer no greater than the cluster's version
+/// (`value version:`); the other checks see the values without it.
+pub fn validate_pair_with(
+    cluster: &Path,
+    galaxy: &Path,
+    value_versions: bool,
+) -> std::io::Result<Vec<String>> {
     let cluster_bytes = std::fs::read(cluster)?;
     let galaxy_bytes = std::fs::read(galaxy)?;
     let mut problems = Vec::new();
@@ -51,7 +63,13 @@ pub fn validate_pair(cluster: &Path, galaxy: &Path) -> std::io::Result<Vec<Strin
     let g = parse("galaxy", galaxy, &galaxy_bytes, &mut problems);
 
     if let Some(c) = &c {
-        schema::check_cluster(c, &mut problems);
+        if value_versions {
+            let mut without = c.clone();
+            check_value_versions(&mut without, &mut problems);
+            schema::check_cluster(&without, &mut problems);
+        } else {
+            schema::check_cluster(c, &mut problems);
+        }
     }
     if let Some(g) = &g {
         schema::check_galaxy(g, &mut problems);
@@ -115,6 +133,30 @@ pub fn validate_pair(cluster: &Path, galaxy: &Path) -> std::io::Result<Vec<Strin
         check_values(c, &mut problems);
     }
     Ok(problems)
+}
+
+/// Checks each value's own `version` and removes it from `cluster`.
+fn check_value_versions(cluster: &mut Value, problems: &mut Vec<String>) {
+    let cluster_version = cluster.get("version").and_then(Value::as_i64);
+    let Some(values) = cluster.get_mut("values").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (i, v) in values.iter_mut().enumerate() {
+        let label = value_label(v, i);
+        let Some(version) = v.as_object_mut().and_then(|o| o.remove("version")) else {
+            continue;
+        };
+        let ok = version.as_i64().filter(|n| (1..=MAX_VERSION).contains(n));
+        match (ok, cluster_version) {
+            (None, _) => problems.push(format!(
+                "value version: {label}: {version} is not a positive signed 32-bit integer"
+            )),
+            (Some(n), Some(c)) if n > c => problems.push(format!(
+                "value version: {label}: {n} is greater than the cluster version {c}"
+            )),
+            _ => {}
+        }
+    }
 }
 
 /// Decodes and parses one file; a failure is a problem line and `None`.

@@ -8,5 +8,6 @@ mod check;
 mod harness;
 mod incremental;
 mod merge;
+mod release;
 mod remote;
 mod workflow;

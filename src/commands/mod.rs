@@ -7,6 +7,9 @@
 pub mod build;
 pub mod check;
 pub mod completions;
+pub mod diff;
 pub mod init;
+pub mod install;
 pub mod man;
+pub mod release;
 pub mod validate;

@@ -8,7 +8,7 @@ use crate::validate;
 
 /// Runs `validate`: one line per problem on stdout; exit 1 if there is any.
 pub fn run(args: &ValidateArgs) -> Result<u8> {
-    let problems = validate::validate_pair(&args.cluster, &args.galaxy)
+    let problems = validate::validate_pair_with(&args.cluster, &args.galaxy, args.value_versions)
         .map_err(|e| Error::io(&args.cluster, e))?;
     let mut out = std::io::stdout().lock();
     for p in &problems {

@@ -184,6 +184,19 @@ fn content_hash<'a>(head: &str, values: impl Iterator<Item = &'a String>) -> Str
     h.finalize().to_hex().to_string()
 }
 
+/// The checksum of a parsed value's formatted text, without its own `version` (which follows from
+/// the content, see [`with_value_versions`]).
+fn value_hash(v: &Json) -> String {
+    match v.as_object() {
+        Some(o) if o.contains_key("version") => {
+            let mut o = o.clone();
+            o.remove("version");
+            checksum(json::fragment(&Json::Object(o), 2).as_bytes())
+        }
+        _ => checksum(json::fragment(v, 2).as_bytes()),
+    }
+}
+
 impl Content {
     /// The content of a parsed file (without `version`).
     pub fn of(json: &Json) -> Content {
@@ -195,7 +208,7 @@ impl Content {
                     .par_iter()
                     .map(|v| {
                         let uuid = v.get("uuid").and_then(Json::as_str).unwrap_or_default();
-                        (uuid.to_string(), checksum(json::fragment(v, 2).as_bytes()))
+                        (uuid.to_string(), value_hash(v))
                     })
                     .collect()
             })
@@ -407,17 +420,100 @@ fn previous(path: &Path, known: Option<&Fingerprint>) -> Option<Fingerprint> {
     Some(Fingerprint::of(&json, version, file_checksum))
 }
 
-fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) -> Planned {
+/// A file's version, from its previous fingerprint, its new content hash and the content clock.
+fn next_version(prev: Option<&Fingerprint>, content_hash: &str, base: i64) -> i64 {
     let base = base.clamp(1, MAX_VERSION);
+    match prev {
+        Some(p) if p.content == content_hash => base.max(p.version),
+        Some(p) => base.max(p.version + 1).min(MAX_VERSION),
+        None => base,
+    }
+}
+
+/// Value uuid → (content hash, version) of the values of the cluster file at `path`: a value's own
+/// `version`, else the file's (what MISP stored for it). Empty when there is no usable file.
+fn previous_value_versions(path: &Path) -> BTreeMap<String, (String, i64)> {
+    let Some(json) = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
+    else {
+        return BTreeMap::new();
+    };
+    let file_version = json.get("version").and_then(Json::as_i64).unwrap_or(0);
+    json.get("values")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| {
+            let uuid = v.get("uuid")?.as_str()?.to_string();
+            let version = v
+                .get("version")
+                .and_then(Json::as_i64)
+                .unwrap_or(file_version);
+            Some((uuid, (value_hash(v), version)))
+        })
+        .collect()
+}
+
+/// The cluster with a `version` in each value (see [`with_value_versions`]), against the previous
+/// cluster file in `out` (`known`: its recorded fingerprint) and the content clock `base`, as
+/// [`write`] will version the cluster itself.
+pub fn value_versions(
+    out: &Path,
+    kind: &str,
+    mut cluster: Content,
+    base: i64,
+    known: Option<&Fingerprint>,
+) -> Content {
+    let cluster_file = cluster_path(out, kind);
+    let version = next_version(previous(&cluster_file, known).as_ref(), &cluster.hash, base);
+    let old = previous_value_versions(&cluster_file);
+    let new = &cluster.values;
+    cluster.text =
+        with_value_versions(&cluster.text, |uuid| match (old.get(uuid), new.get(uuid)) {
+            (Some((hash, v)), Some(h)) if hash == h => *v,
+            _ => version,
+        });
+    cluster
+}
+
+/// **Value versions** (opt-in): MISP's importer compares each value's own `version`, when it has
+/// one, with the stored one, and re-imports only the values whose version rose; with the cluster's
+/// version alone it re-imports every value. A value keeps the version it had in the previous file
+/// while its content (everything but `version`) is the same, and otherwise takes the new cluster
+/// version, which comes from the same content clock and is greater than any previous one. A value
+/// of a previous file without value versions counts as having that file's version, so turning the
+/// option on re-imports nothing. Inserted as each value's last key (`version` sorts after `value`),
+/// in misp-galaxy formatting: a value's object closes with a line of exactly four spaces and `}`.
+fn with_value_versions(text: &str, version_of: impl Fn(&str) -> i64) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 64);
+    let mut uuid: Option<&str> = None;
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("      \"uuid\": \"") {
+            uuid = rest.split('"').next();
+        }
+        let closes_value = line
+            .strip_prefix("    }")
+            .is_some_and(|rest| rest == "\n" || rest == ",\n");
+        if closes_value && let Some(u) = uuid.take() {
+            if out.ends_with('\n') {
+                out.pop();
+            }
+            out.push_str(",\n      \"version\": ");
+            out.push_str(&version_of(u).to_string());
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) -> Planned {
     // `version` sorts after every other key of a cluster or galaxy, so it is appended to the text of
     // the content without it.
     let text = content.text;
     let content_hash = content.hash;
-    let version = match prev {
-        Some(p) if p.content == content_hash => base.max(p.version),
-        Some(p) => base.max(p.version + 1).min(MAX_VERSION),
-        None => base,
-    };
+    let version = next_version(prev, &content_hash, base);
     let body = text
         .trim_end()
         .strip_suffix('}')
@@ -543,6 +639,34 @@ mod tests {
         let reparsed: Json = serde_json::from_str(&c.text).expect("json");
         assert_eq!(Content::of(&reparsed), c);
         assert_ne!(Content::of(&content(2)).hash, c.hash);
+    }
+
+    #[test]
+    fn value_versions_follow_each_values_content() {
+        let values = |b: &str| {
+            json!({"type": "t", "values": [
+                {"uuid": "a", "value": "A", "meta": {"level": "high"}},
+                {"uuid": "b", "value": b},
+            ]})
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let write_at = |b: &str, base: i64| {
+            let c = value_versions(dir.path(), "t", Content::of(&values(b)), base, None);
+            let g = Content::of(&json!({"type": "t"}));
+            write(dir.path(), "t", c, g, base, [None, None], false).expect("write");
+            let text = std::fs::read_to_string(cluster_path(dir.path(), "t")).expect("read");
+            let parsed: Json = serde_json::from_str(&text).expect("json");
+            assert_eq!(json::to_misp_json(&parsed), text, "misp formatting");
+            let v = |i: usize| parsed["values"][i]["version"].as_i64().expect("version");
+            (parsed["version"].as_i64().expect("version"), v(0), v(1))
+        };
+        assert_eq!(write_at("B", 100), (100, 100, 100));
+        assert_eq!(write_at("B2", 200), (200, 100, 200), "only b changed");
+        assert_eq!(write_at("B2", 300), (300, 100, 200), "nothing changed");
+        // The content of a value does not include its version.
+        let with = json!({"values": [{"uuid": "a", "value": "A", "version": 3}]});
+        let without = json!({"values": [{"uuid": "a", "value": "A"}]});
+        assert_eq!(Content::of(&with).hash, Content::of(&without).hash);
     }
 
     #[test]

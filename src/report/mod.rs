@@ -20,6 +20,8 @@ pub struct SourceSummary {
     /// Location with credentials redacted.
     pub location: String,
     pub commit: String,
+    /// The commit's committer time (Unix seconds).
+    pub commit_time: i64,
     /// Rule files in the commit (after include/exclude).
     pub files: usize,
     /// Whether values of this source carry a link to the rule file.

@@ -65,6 +65,9 @@ pub struct BuildKey<'a> {
     pub strict: bool,
     pub provenance: bool,
     pub ref_style: &'static str,
+    /// Values carry their own `version` (left out when off, so that keys made before it stay valid).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub value_versions: bool,
     /// Checksum of the ATT&CK cluster files used, in a fixed order.
     pub attack: Option<&'a str>,
     pub sources: Vec<SourceKey<'a>>,
@@ -127,6 +130,7 @@ impl<'a> BuildKey<'a> {
             strict: config.strict,
             provenance: config.provenance,
             ref_style: config.ref_style.name(),
+            value_versions: config.value_versions,
             attack,
             sources: snapshots
                 .iter()

@@ -432,6 +432,32 @@ pub fn save(
     save_file(dir, BUILD, build)
 }
 
+/// Seeds the UUID ledger in `dir` with `seed`'s entries for every source whose ledger there is empty
+/// (a fresh state, or a source new to it): the next build then gives those rules the recorded uuids.
+/// A source the state already remembers keeps its own ledger, which followed its history. Returns
+/// the number of entries added; when there are any, the build record is dropped so the next build
+/// does the work.
+pub fn seed_ledger(dir: &Path, seed: &Ledger, no_wait: bool, quiet: bool) -> Result<usize> {
+    let _lock = lock(dir, no_wait, quiet)?;
+    let mut problems = Vec::new();
+    let body = read_checked(&dir.join(SOURCES)).unwrap_or_default();
+    let mut sources: Sources = decode_body(dir, SOURCES, body, &mut problems).unwrap_or_default();
+    let mut added = 0;
+    for (name, entries) in &seed.sources {
+        let known = sources.ledger.sources.entry(name.clone()).or_default();
+        if known.is_empty() && !entries.is_empty() {
+            added += entries.len();
+            known.extend(entries.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    sources.ledger.sources.retain(|_, e| !e.is_empty());
+    if added > 0 {
+        invalidate(dir)?;
+        save_file(dir, SOURCES, &sources)?;
+    }
+    Ok(added)
+}
+
 /// The run's hold on a state folder; released when dropped.
 #[derive(Debug)]
 pub struct Lock {
@@ -496,6 +522,27 @@ mod tests {
             ..BuildRecord::default()
         };
         (sources, parsed, build)
+    }
+
+    #[test]
+    fn a_seeded_ledger_fills_only_sources_it_knows_nothing_of() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut s, _, b) = sample();
+        s.ledger
+            .record("kept", "a.yml", 0, uuid::Uuid::from_u128(1), "h");
+        save(dir.path(), &s, None, &b).expect("save");
+        let mut seed = Ledger::default();
+        seed.record("kept", "a.yml", 0, uuid::Uuid::from_u128(2), "h");
+        seed.record("new", "b.yml", 0, uuid::Uuid::from_u128(3), "h");
+        assert_eq!(seed_ledger(dir.path(), &seed, true, true).expect("seed"), 1);
+        let (state, problems) = State::load(dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(state.build, None, "the next build does the work");
+        let look =
+            |name: &str, path: &str| state.sources.ledger.sources[name][&format!("{path}#0")].uuid;
+        assert_eq!(look("kept", "a.yml"), uuid::Uuid::from_u128(1));
+        assert_eq!(look("new", "b.yml"), uuid::Uuid::from_u128(3));
+        assert_eq!(state.sources.sources, s.sources);
     }
 
     #[test]
