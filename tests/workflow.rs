@@ -178,11 +178,11 @@ fn the_example_workflow_runs_on_a_rules_repository() {
     );
     assert!(repo.path.join("sigma-galaxy.lock").is_file());
 
-    // A tag runs whatever the example enables for tags, successfully.
+    // A tag builds, then releases exactly the commit the build pinned.
     let tag = run_steps(&env, &repo, "push", "refs/tags/v1.0.0");
-    assert!(
-        tag.iter().all(|(_, code, _)| *code == 0),
-        "{:?}",
-        tag.iter().map(|(n, c, _)| (n, c)).collect::<Vec<_>>()
-    );
+    let names: Vec<(&str, i32)> = tag.iter().map(|(n, c, _)| (n.as_str(), *c)).collect();
+    assert_eq!(names, [("Build the galaxy", 0), ("Release", 0)]);
+    let sums = std::fs::read_to_string(repo.path.join("dist/SHA256SUMS")).unwrap();
+    assert!(sums.contains("clusters/sigma-rules.json"), "{sums}");
+    assert!(repo.path.join("dist.tar.gz").is_file());
 }
