@@ -13,6 +13,7 @@
 //! attack_clusters: /var/www/MISP/app/files/misp-galaxy/clusters
 //! strict: false               # rule problems are errors
 //! filters: false              # also emit Sigma filter rules
+//! provenance: true            # meta.source / source-url on values (default: with two or more sources)
 //! ref_style: last-change      # rule links: last-change, commit or branch
 //! value_versions: false       # each value gets its own version (MISP re-imports only changed values)
 //! include: ['rules/**']       # globs on repository paths, for every source without its own
@@ -25,6 +26,9 @@
 //!     exclude: []
 //!     web_url: 'https://git.corp/{repo}/blob/{commit}/{path}'
 //!     host: gitlab            # web URL style for a self-hosted server
+//!     allow_empty: false      # a source without rule files is an error unless this is true
+//!     priority: 0             # higher wins ids shared with other sources (ties: listed first)
+//!     status: [stable, test]  # only rules with these values (also level, product, category, service)
 //!   - name: in-house          # a remote: https://, ssh://, git@host:org/repo.git, git://, file://
 //!     location: https://gitlab.corp/sec/rules.git
 //!     token_env: GITLAB_TOKEN # https: token (or user_env + password_env); else git's credential helpers
@@ -858,11 +862,15 @@ exclude:
 sources:
   # A git repository: working tree or bare. Rules are read from the commit, not the working tree.
   - name: sigmahq                # unique; part of the uuids of rules without an id: keep it stable
+    # (default: the last segment of the URL or origin remote, e.g. sigma)
     location: ../sigma
     # ref: master                # branch, tag or commit (default: HEAD)
     # include: ['rules/**']      # overrides the top-level include
     # web_url: 'https://git.corp/{repo}/blob/{commit}/{path}'   # link template for unknown hosts
     # host: gitlab               # or: github, bitbucket, gitea, forgejo, azure
+    # status: [stable, test]     # only rules with these statuses (also: level, product, category, service)
+    # priority: 0                # the higher wins an id two sources share (ties: the one listed first)
+    # allow_empty: false         # a source without rule files fails the build unless this is true
   # A remote repository (https://, ssh://, git@host:org/repo.git, git://, file://), mirrored into the state
   # folder and fetched on each build (--offline: build what was fetched last). sigma-galaxy.lock, next to
   # this file, records the commit built; `build --locked` builds exactly that commit again.
