@@ -59,6 +59,9 @@ pub enum Command {
     Release(ReleaseArgs),
     /// Install a galaxy pair into a misp-galaxy folder (MISP's app/files/misp-galaxy), atomically.
     Install(InstallArgs),
+    /// Count the rules covering each ATT&CK technique (by tactic, level, log source and source),
+    /// optionally weighed by MISP's tag statistics; write a Navigator layer, Markdown or JSON.
+    Coverage(CoverageArgs),
 }
 
 #[derive(Debug, Default, Args)]
@@ -369,4 +372,71 @@ pub struct InstallArgs {
     /// The web server's user, which MISP's update runs as (apache or nginx on some systems).
     #[arg(long, value_name = "USER", default_value = "www-data")]
     pub web_user: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  sigma-galaxy coverage --cluster galaxy/clusters/sigma-rules.json --attack-clusters misp-galaxy/clusters
+  sigma-galaxy coverage --config sigma-galaxy.yml --format navigator --out layer.json
+  sigma-galaxy coverage --cluster galaxy/clusters/sigma-rules.json --misp-tag-stats tags.json --level high,critical")]
+pub struct CoverageArgs {
+    /// Build the galaxy of this configuration first (as `build --config FILE` does, incrementally),
+    /// then analyse its cluster. Default: ./sigma-galaxy.yml when neither this nor --cluster is given.
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "cluster")]
+    pub config: Option<PathBuf>,
+
+    /// Analyse this galaxy cluster file (e.g. galaxy/clusters/sigma-rules.json) as it is.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
+
+    /// Output: `markdown` (tables per tactic, log source and level, gaps), `navigator` (an ATT&CK
+    /// Navigator layer, format 4.5: score = rule count, comment = rule titles) or `json` (all data).
+    #[arg(long, short = 'f', value_enum, default_value = "markdown")]
+    pub format: CoverageFormat,
+
+    /// A misp-galaxy `clusters/` folder holding mitre-attack-pattern.json: technique names, tactics
+    /// and the techniques no rule covers. Default with --config: the configuration's.
+    #[arg(long, value_name = "DIR")]
+    pub attack_clusters: Option<PathBuf>,
+
+    /// MISP's tag statistics (the JSON of /users/statistics/tags.json or /tags/tagStatistics): weigh
+    /// each rule by the number of events tagged misp-galaxy:TYPE="TITLE" (ignoring case).
+    #[arg(long, value_name = "FILE")]
+    pub misp_tag_stats: Option<PathBuf>,
+
+    /// Only rules of these levels (informational, low, medium, high, critical; repeat or separate
+    /// with commas).
+    #[arg(long, value_name = "LEVEL", value_delimiter = ',')]
+    pub level: Vec<String>,
+
+    /// Only rules from these sources (their configured names, from each value's meta.source;
+    /// repeat or separate with commas).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub source: Vec<String>,
+
+    /// Count sub-techniques (T1059.001) for their parent technique (T1059).
+    #[arg(long)]
+    pub roll_up: bool,
+
+    /// The ATT&CK release the clusters were generated from (e.g. 17), written as the layer's
+    /// versions.attack: misp-galaxy's clusters do not record it. Without it the Navigator assumes its
+    /// current release.
+    #[arg(long, value_name = "VERSION")]
+    pub attack_version: Option<String>,
+
+    /// Write to this file (atomically) instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Print nothing but errors on stderr (also quiets the build with --config).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `coverage --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CoverageFormat {
+    Markdown,
+    Navigator,
+    Json,
 }

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod compare;
 pub mod config;
+pub mod coverage;
 pub mod diff;
 pub mod emit;
 pub mod error;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Diff(args) => commands::diff::run(&args),
         Command::Release(args) => commands::release::run(&args),
         Command::Install(args) => commands::install::run(&args),
+        Command::Coverage(args) => commands::coverage::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod check;
 pub mod completions;
+pub mod coverage;
 pub mod diff;
 pub mod init;
 pub mod install;
