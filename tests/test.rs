@@ -5,6 +5,7 @@
 
 mod build;
 mod check;
+mod coverage;
 mod harness;
 mod incremental;
 mod merge;
