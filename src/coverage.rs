@@ -760,13 +760,9 @@ pub fn analyze(
         .collect();
     // critical first, then down to informational; levels Sigma does not define, then none, last.
     let rank = |name: &str| LEVELS.iter().position(|l| *l == name).map_or(0, |p| p + 1);
-    levels.sort_by(|a, b| {
-        let none = |g: &GroupCoverage| g.name == "(none)";
-        (none(a), std::cmp::Reverse(rank(&a.name)), &a.name).cmp(&(
-            none(b),
-            std::cmp::Reverse(rank(&b.name)),
-            &b.name,
-        ))
+    levels.sort_by_key(|g| {
+        let none = g.name == "(none)";
+        (none, std::cmp::Reverse(rank(&g.name)), g.name.clone())
     });
     let sources: Vec<GroupCoverage> = group(&source_of)
         .into_iter()
