@@ -9,8 +9,8 @@
 //!   bench gives it, offline, the same clusters' techniques and tactics instead (a STIX bundle primed
 //!   into pySigma's cache under a temporary HOME), and does not time that.
 //!
-//! Run: `SIGMA_CLI=$(command -v sigma) cargo bench --bench coverage`. Needs `../shared`; without it,
-//! says so and exits 0.
+//! Run: `SIGMA_CLI=$(command -v sigma) cargo bench --bench coverage`. Needs `../shared` (or the folder
+//! `SIGMA_GALAXY_SHARED` names); without it, says so and exits 0.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -53,12 +53,7 @@ fn ms(d: Duration) -> String {
 fn coverage_of(cluster: &Path, attack: &Path) -> (usize, String) {
     let galaxy = coverage::read_cluster(cluster).expect("cluster");
     let attack = coverage::load_attack(attack).expect("ATT&CK clusters");
-    let result = coverage::analyze(
-        &galaxy,
-        Some(&attack),
-        None,
-        &coverage::Options::default(),
-    );
+    let result = coverage::analyze(&galaxy, Some(&attack), None, &coverage::Options::default());
     (result.techniques.len(), coverage::navigator(&result, None))
 }
 
@@ -173,7 +168,10 @@ fn sigma_cli(sigma: &Path, tree: &Path, attack: &Path, work: &Path) -> Duration 
 }
 
 fn main() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    let shared = std::env::var_os("SIGMA_GALAXY_SHARED").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    );
     if !shared.join("corpus").is_dir() {
         println!("../shared/corpus not found: nothing to benchmark");
         return;
