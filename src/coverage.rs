@@ -598,7 +598,7 @@ pub fn check_filters(galaxy: &Galaxy, opts: &Options) -> Result<()> {
         .collect();
     if known.is_empty() {
         return Err(Error::config(
-            "--source: the cluster's values carry no meta.source (provenance is written when a galaxy has two or more sources); use --config to name the sources",
+            "--source: the cluster's values carry no meta.source (sigma-galaxy writes it for galaxies of two or more sources, or when configured)",
         ));
     }
     for s in &opts.sources {
@@ -1124,6 +1124,33 @@ pub fn markdown(c: &Coverage) -> String {
             for t in &d.unmatched {
                 let _ = writeln!(m, "| {} | {} |", cell(&t.tag), t.events);
             }
+        }
+    }
+
+    let stale: Vec<&TechniqueCoverage> = c
+        .techniques
+        .iter()
+        .filter(|t| c.attack.is_some() && t.attack != "current")
+        .collect();
+    if !stale.is_empty() {
+        let _ = writeln!(
+            m,
+            "\n## Tags to update\n\nTechniques rules are tagged with that the ATT&CK clusters mark revoked or deprecated, or do not hold.\n\n| Technique | Name | ATT&CK | Rules |\n|---|---|---|---|"
+        );
+        for t in stale {
+            let status = if t.attack == "retired" {
+                "revoked or deprecated"
+            } else {
+                "not in the clusters"
+            };
+            let titles: Vec<String> = t.titles.iter().map(|x| cell(x)).collect();
+            let _ = writeln!(
+                m,
+                "| {} | {} | {status} | {} |",
+                t.id,
+                t.name.as_deref().map(cell).unwrap_or_default(),
+                titles.join("; ")
+            );
         }
     }
 
