@@ -764,3 +764,43 @@ fn unreadable_inputs_name_the_file() {
         no_attack.stderr
     );
 }
+
+#[test]
+fn provenance_of_a_two_source_build_drives_the_source_filter() {
+    let env = setup();
+    let mut extra = env.repo("extra");
+    extra.write(
+        "x.yml",
+        rule(
+            "Extra LSASS Dump",
+            &["attack.t1003.001"],
+            "high",
+            "windows/process_access",
+        ),
+    );
+    extra.commit("extra rule");
+    env.write(
+        "two.yml",
+        "out: merged\nattack_clusters: misp/clusters\nsources:\n  - name: main\n    location: rules\n  - name: extra\n    location: extra\n",
+    );
+    let all = env.run(&["coverage", "--config", "two.yml", "--format", "json"]);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    let all = all.json();
+    assert_eq!(
+        all["sources"],
+        json!([
+            {"name": "extra", "rules": 1, "techniques": 1},
+            {"name": "main", "rules": 8, "techniques": 8},
+        ])
+    );
+    assert_eq!(techniques(&all)["T1003.001"].0, 3);
+    let only = env.run(&[
+        "coverage", "--config", "two.yml", "--format", "json", "--source", "extra",
+    ]);
+    assert_eq!(only.code, 0, "{}", only.stderr);
+    let only = only.json();
+    assert_eq!(only["rules"], 1);
+    let t = techniques(&only);
+    assert_eq!(t.keys().collect::<Vec<_>>(), ["T1003.001"]);
+    assert_eq!(t["T1003.001"].3, s(&["Extra LSASS Dump"]));
+}
