@@ -22,7 +22,7 @@ use crate::relate::{self, AttackIndex};
 use crate::report::{SourceSummary, Stopwatch, Summary, Timing};
 use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
-use crate::state::reason::Reason;
+use crate::state::reason::{LedgerWhy, Reason};
 use crate::state::{
     self, AttackCache, BlobInfo, BuildRecord, ParseCache, SourceState, Sources, State, checksum,
     sha256_hex,
@@ -153,6 +153,18 @@ pub fn build(config: &Config) -> Result<Summary> {
     let attack = attack_index(config, prev.attack.take(), attack_hash)?;
     clock.lap("attack index");
     let walked = walk_sources(&snapshots, &prev.sources, &last_built)?;
+    for (snap, why) in snapshots.iter().zip(&walked.ledger_identity) {
+        if let Some(why) = *why {
+            let r = Reason::LedgerIdentity {
+                source: snap.name.clone(),
+                why,
+            };
+            if !quiet {
+                eprintln!("note: {r}");
+            }
+            reasons.push(r);
+        }
+    }
     clock.lap("diff");
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
     if writes {
@@ -164,6 +176,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
     let (candidates, mut warnings) = candidates(
         config,
+        &names,
         &snapshots,
         &walked,
         &prev.sources,
@@ -205,6 +218,11 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
     let mut new_sources = walked.sources;
     new_sources.ledger = remembered_uuids(&values, &names, &parsed.jobs, &prev.sources.ledger);
+    for (name, why) in names.iter().zip(&walked.ledger_identity) {
+        if *why == Some(LedgerWhy::Rewritten) {
+            new_sources.ledger.rewritten.insert(name.clone());
+        }
+    }
     let (histories, jobs, parsed_count) = (walked.histories, parsed.jobs, parsed.count);
     clock.lap("merge");
     // relate, then emit.
@@ -402,8 +420,11 @@ fn unknown_attack_tags(
 struct Walked {
     /// Per source (in order): the history walk.
     histories: Vec<diff::History>,
-    /// Per source: renamed rule files, new path → old path (only when a remembered uuid needs them).
+    /// Per source: renamed rule files, new path → old path (only when the ledger gives identities and
+    /// a remembered uuid needs them).
     renames: Vec<HashMap<String, String>>,
+    /// Per source: why its identities come from the ledger, when they do (else from its history).
+    ledger_identity: Vec<Option<LedgerWhy>>,
     /// The new per-source state (the ledger and outputs are filled in later).
     sources: Sources,
 }
@@ -469,6 +490,7 @@ fn walk_sources(
     let mut walked = Walked {
         histories: Vec::new(),
         renames: Vec::new(),
+        ledger_identity: Vec::new(),
         sources: Sources::default(),
     };
     for snap in snapshots {
@@ -482,7 +504,7 @@ fn walk_sources(
             source_name: snap.name.clone(),
             message: format!("walking history: {}", e.message()),
         };
-        let (history, _) = diff::walk(
+        let (history, how) = diff::walk(
             &snap.repo,
             snap.commit,
             &paths,
@@ -490,16 +512,26 @@ fn walk_sources(
             old.map(|o| &o.history),
         )
         .map_err(source_err)?;
+        let ledger_why = if history.shallow {
+            Some(LedgerWhy::Shallow)
+        } else if matches!(how, diff::Walk::Rewritten { .. })
+            || prev.ledger.rewritten.contains(&snap.name)
+        {
+            Some(LedgerWhy::Rewritten)
+        } else {
+            None
+        };
         // Renames only matter to remembered uuids whose path is gone; finding them reads blobs, so
-        // it is skipped when no such path exists.
-        let ledger_path_gone = prev.ledger.sources.get(&snap.name).is_some_and(|e| {
-            e.keys().any(|slot| {
-                let path = slot.rsplit_once('#').map_or(slot.as_str(), |(p, _)| p);
-                snap.files
-                    .binary_search_by(|f| f.path.as_str().cmp(path))
-                    .is_err()
-            })
-        });
+        // it is skipped when no such path exists (or the history gives identities).
+        let ledger_path_gone = ledger_why.is_some()
+            && prev.ledger.sources.get(&snap.name).is_some_and(|e| {
+                e.keys().any(|slot| {
+                    let path = slot.rsplit_once('#').map_or(slot.as_str(), |(p, _)| p);
+                    snap.files
+                        .binary_search_by(|f| f.path.as_str().cmp(path))
+                        .is_err()
+                })
+            });
         let renames = last_built
             .get(&snap.name)
             .filter(|_| ledger_path_gone)
@@ -521,6 +553,7 @@ fn walk_sources(
             },
         );
         walked.renames.push(renames);
+        walked.ledger_identity.push(ledger_why);
         walked.histories.push(history);
     }
     Ok(walked)
@@ -646,11 +679,12 @@ fn read_blobs(
         .collect()
 }
 
-/// Turns parse records into merge candidates (source, path, index order) with their links and
-/// remembered uuids; the files' problems become warnings. Records move: copied only for the rare
-/// contents that several files share.
+/// Turns parse records into merge candidates (source, path, index order) with their links and the
+/// uuids their identity gives them (see "Identity" in [`crate::state`]); the files' problems become
+/// warnings. Records move: copied only for the rare contents that several files share.
 fn candidates(
     config: &Config,
+    names: &[String],
     snapshots: &[Snapshot],
     walked: &Walked,
     prev: &Sources,
@@ -705,11 +739,23 @@ fn candidates(
             w.file_url(&rev, &job.path)
         });
         let content = job.content.as_deref().unwrap_or_default();
+        let origin = walked.histories[job.source].origin(&job.path);
+        let ledger = walked.ledger_identity[job.source].is_some();
         for rule in file.rules {
+            // A file renamed on the history keeps the uuid of the path it first had.
+            let from_history = (origin != job.path).then(|| {
+                merge::derived_uuid(config.galaxy.uuid, &names[job.source], origin, rule.index)
+            });
+            let remembered = match ledger {
+                true => lookups[job.source]
+                    .remembered(&job.path, rule.index, content)
+                    .or(from_history),
+                false => from_history,
+            };
             candidates.push(Candidate {
                 source: job.source,
                 path: job.path.clone(),
-                remembered: lookups[job.source].remembered(&job.path, rule.index, content),
+                remembered,
                 rule,
                 link: link.clone(),
             });

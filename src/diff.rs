@@ -1,26 +1,35 @@
-//! Diff: what changed in a source since the state, and when each rule file last changed.
+//! Diff: what changed in a source since the state, when each rule file last changed, and where each
+//! rule file first appeared.
 //!
-//! This stage owns the two questions that make a build incremental:
+//! This stage owns the questions that make a build incremental and its identities reproducible:
 //!
-//! - **Renames since the last build** ([`renames`]): the tree of the last built commit against the new
-//!   one, with git's rename detection, so an id-less rule keeps its uuid when its file moves. When the old
-//!   commit is gone (a force-push, a garbage-collected mirror), there is nothing to diff and the content
-//!   hash still catches exact moves.
 //! - **History** ([`walk`]): on the built branch's first-parent history, the newest commit that changed
 //!   each rule file (the default permalink target: a commit that does not touch a rule does not change its
-//!   value), and the *content clock*, the version base of the output. A clean build walks the whole
+//!   value), the *content clock* (the version base of the output) and each rule file's *origin*, the path
+//!   its file had when it first appeared (see [`crate::state`], "Identity"). A clean build walks the whole
 //!   first-parent history once; later builds walk only the commits since the last built one, and fall back
-//!   to a full walk when that commit is not on the new first-parent history. With a shallow history the
-//!   oldest available commit stands in for the rest.
+//!   to a full walk when that commit is not on the new first-parent history (a rewritten history). With a
+//!   shallow history the oldest available commit stands in for the rest.
+//! - **Renames since the last build** ([`renames`]): the tree of the last built commit against the new
+//!   one, with git's rename detection, for the UUID ledger, which gives identities when the history
+//!   cannot (a shallow or rewritten history).
+//!
+//! The walk compares trees the way `git log --first-parent --name-only` does: entry lists are merged in
+//! git's order, sub-trees with the same id on both sides are skipped unread, folders the filter cannot
+//! match are never entered, and each commit's tree is read once. Rename detection (which reads blobs)
+//! runs only on commits that change at least two rule files, one of which could be a rename's target
+//! and another its source, and only over the rule files that commit changed.
 //!
 //! The content clock is a pure function of the history: over the first-parent commits that changed any
 //! rule file (oldest first), `clock = max(committer time, previous clock + 1)`. It therefore rises with
 //! every commit that changes rules, even when two commits share a timestamp, and an incremental build
-//! computes exactly what a clean build of the same commit computes.
+//! computes exactly what a clean build of the same commit computes. Origins are likewise computed commit
+//! by commit, oldest first, so an incremental walk extends exactly what a full walk computes.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use git2::{Delta, DiffFindOptions, Oid, Repository};
+use git2::{Delta, DiffFindOptions, DiffOptions, Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PathFilter;
@@ -35,9 +44,21 @@ pub struct History {
     pub clock: i64,
     /// Rule file path → id of the newest first-parent commit that changed it.
     pub last_change: BTreeMap<String, String>,
+    /// Rule file path → the path its file had when it first appeared on the first-parent history, for
+    /// the files that were renamed or moved since (a file never renamed is its own origin, not listed).
+    pub origins: BTreeMap<String, String>,
+    /// The walk stopped at the edge of a shallow history: origins are only as old as that edge.
+    pub shallow: bool,
 }
 
-/// How [`walk`] got its answer, for `--verbose`.
+impl History {
+    /// The path `path`'s file had when it first appeared (itself when it was never renamed).
+    pub fn origin<'a>(&'a self, path: &'a str) -> &'a str {
+        self.origins.get(path).map_or(path, String::as_str)
+    }
+}
+
+/// How [`walk`] got its answer, for `--verbose` and for choosing where identities come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Walk {
     /// The tip is the one already walked.
@@ -46,21 +67,35 @@ pub enum Walk {
     Incremental { commits: usize },
     /// Walked the whole first-parent history (no usable previous walk).
     Full { commits: usize },
+    /// Walked the whole first-parent history because the previous tip is not on it: the history was
+    /// rewritten (a force-push) since the last build.
+    Rewritten { commits: usize },
 }
 
-/// Rule paths changed between two trees (added, modified, deleted), without renames.
-///
-/// Sub-trees with the same id on both sides are skipped without being read, so the cost is
-/// proportional to the change, not to the repository.
-fn changed_paths(
-    repo: &Repository,
-    old: Option<&git2::Tree<'_>>,
-    new: Option<&git2::Tree<'_>>,
-    filter: &PathFilter,
-) -> Result<Vec<String>, git2::Error> {
-    let mut out = Vec::new();
-    compare_trees(repo, old, new, "", filter, &mut out)?;
-    Ok(out.into_iter().map(|(path, _)| path).collect())
+/// A rule path a commit changed: its blob before (`None`: added) and after (`None`: deleted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    pub old: Option<Oid>,
+    pub new: Option<Oid>,
+}
+
+/// Git's tree order: names compared bytewise, a tree's name as if it ended in `/`.
+fn git_order(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> Ordering {
+    let n = a.len().min(b.len());
+    match a[..n].cmp(&b[..n]) {
+        Ordering::Equal => {
+            let end = |name: &[u8], tree: bool| match name.get(n) {
+                Some(&c) => c,
+                None if tree => b'/',
+                None => 0,
+            };
+            end(a, a_tree)
+                .cmp(&end(b, b_tree))
+                .then(a.len().cmp(&b.len()))
+        }
+        o => o,
+    }
 }
 
 /// Rule files that differ between two commits: path and the blob it has in `new` (`None`: gone).
@@ -76,51 +111,61 @@ pub fn changed_files(
     let new_tree = repo.find_commit(new)?.tree()?;
     let mut out = Vec::new();
     compare_trees(repo, Some(&old_tree), Some(&new_tree), "", filter, &mut out)?;
-    Ok(out)
+    Ok(out.into_iter().map(|c| (c.path, c.new)).collect())
 }
 
+/// Appends the rule files that differ between two trees (either may be absent) to `out`, in path
+/// order. Entries are merged in git's order; equal entries (same name, kind and id) are skipped, so an
+/// unchanged sub-tree is never read.
 fn compare_trees(
     repo: &Repository,
     old: Option<&git2::Tree<'_>>,
     new: Option<&git2::Tree<'_>>,
     dir: &str,
     filter: &PathFilter,
-    out: &mut Vec<(String, Option<Oid>)>,
+    out: &mut Vec<Change>,
 ) -> Result<(), git2::Error> {
-    let entries = |t: Option<&git2::Tree<'_>>| -> HashMap<Vec<u8>, (Oid, bool)> {
-        t.map(|t| {
-            t.iter()
-                .map(|e| {
-                    let is_tree = e.kind() == Some(git2::ObjectType::Tree);
-                    (e.name_bytes().to_vec(), (e.id(), is_tree))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let (old_entries, new_entries) = (entries(old), entries(new));
-    let mut names: Vec<&Vec<u8>> = old_entries.keys().chain(new_entries.keys()).collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let (o, n) = (old_entries.get(name), new_entries.get(name));
-        if o == n {
-            continue;
-        }
-        let Ok(name) = std::str::from_utf8(name) else {
-            continue;
+    let len = |t: Option<&git2::Tree<'_>>| t.map_or(0, |t| t.len());
+    let (old_len, new_len) = (len(old), len(new));
+    let (mut i, mut j) = (0, 0);
+    let is_tree = |e: &git2::TreeEntry<'_>| e.kind() == Some(git2::ObjectType::Tree);
+    while i < old_len || j < new_len {
+        let o = old.and_then(|t| t.get(i)).filter(|_| i < old_len);
+        let n = new.and_then(|t| t.get(j)).filter(|_| j < new_len);
+        let order = match (&o, &n) {
+            (Some(a), Some(b)) => git_order(a.name_bytes(), is_tree(a), b.name_bytes(), is_tree(b)),
+            (Some(_), None) => Ordering::Less,
+            (None, _) => Ordering::Greater,
         };
-        let path = format!("{dir}{name}");
-        let sub = |e: Option<&(Oid, bool)>| -> Result<Option<git2::Tree<'_>>, git2::Error> {
-            match e {
-                Some((id, true)) => repo.find_tree(*id).map(Some),
-                _ => Ok(None),
+        let (o, n) = match order {
+            Ordering::Less => {
+                i += 1;
+                (o, None)
+            }
+            Ordering::Greater => {
+                j += 1;
+                (None, n)
+            }
+            Ordering::Equal => {
+                i += 1;
+                j += 1;
+                if o.as_ref().map(|e| e.id()) == n.as_ref().map(|e| e.id()) {
+                    continue;
+                }
+                (o, n)
             }
         };
-        let (old_sub, new_sub) = (sub(o)?, sub(n)?);
-        if old_sub.is_some() || new_sub.is_some() {
-            let prefix = format!("{path}/");
+        let entry = o.as_ref().or(n.as_ref()).expect("one side has the entry");
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            continue;
+        };
+        let tree = is_tree(entry);
+        if tree {
+            let prefix = format!("{dir}{name}/");
             if filter.may_contain(&prefix) {
+                let sub =
+                    |e: Option<&git2::TreeEntry<'_>>| e.map(|e| repo.find_tree(e.id())).transpose();
+                let (old_sub, new_sub) = (sub(o.as_ref())?, sub(n.as_ref())?);
                 compare_trees(
                     repo,
                     old_sub.as_ref(),
@@ -130,14 +175,15 @@ fn compare_trees(
                     out,
                 )?;
             }
-        }
-        let blob_changed = matches!(o, Some((_, false))) || matches!(n, Some((_, false)));
-        if blob_changed && filter.matches(&path) {
-            let blob = match n {
-                Some((id, false)) => Some(*id),
-                _ => None,
-            };
-            out.push((path, blob));
+        } else if entry.kind() == Some(git2::ObjectType::Blob) {
+            let path = format!("{dir}{name}");
+            if filter.matches(&path) {
+                out.push(Change {
+                    path,
+                    old: o.as_ref().map(|e| e.id()),
+                    new: n.as_ref().map(|e| e.id()),
+                });
+            }
         }
     }
     Ok(())
@@ -168,8 +214,16 @@ pub fn update_files(
         .collect())
 }
 
+/// One first-parent commit that changed rule files, as the walk saw it.
+struct Step {
+    id: Oid,
+    parent: Option<Oid>,
+    changes: Vec<Change>,
+}
+
 /// Walks the first-parent history of `tip` to find, for every path in `files`, the newest commit that
-/// changed it, and the content clock. `previous` is the last walk's result for the same filter.
+/// changed it, its origin, and the content clock. `previous` is the last walk's result for the same
+/// filter.
 pub fn walk(
     repo: &Repository,
     tip: Oid,
@@ -177,6 +231,9 @@ pub fn walk(
     filter: &PathFilter,
     previous: Option<&History>,
 ) -> Result<(History, Walk), git2::Error> {
+    let shallow = repo.is_shallow();
+    // A walk made on another depth of history has other origins: walk again.
+    let previous = previous.filter(|p| p.shallow == shallow);
     let tip_hex = tip.to_string();
     if let Some(prev) = previous
         && prev.tip == tip_hex
@@ -189,7 +246,10 @@ pub fn walk(
     let mut found: HashMap<String, String> = HashMap::new();
     // Committer times of commits that changed rule files, newest first.
     let mut touching: Vec<i64> = Vec::new();
+    // The commits that changed rule files, newest first.
+    let mut steps: Vec<Step> = Vec::new();
     let mut commit = repo.find_commit(tip)?;
+    let mut tree = commit.tree()?;
     let mut reached_stop = false;
     let mut commits = 0;
     let mut oldest = commit.time().seconds();
@@ -201,20 +261,36 @@ pub fn walk(
         commits += 1;
         oldest = commit.time().seconds();
         let parent = commit.parent(0).ok();
-        let tree = commit.tree()?;
         let parent_tree = parent.as_ref().map(|p| p.tree()).transpose()?;
-        let changed = changed_paths(repo, parent_tree.as_ref(), Some(&tree), filter)?;
-        if !changed.is_empty() {
+        let mut changes = Vec::new();
+        compare_trees(
+            repo,
+            parent_tree.as_ref(),
+            Some(&tree),
+            "",
+            filter,
+            &mut changes,
+        )?;
+        if !changes.is_empty() {
             touching.push(commit.time().seconds());
-        }
-        for path in changed {
-            if unresolved.remove(path.as_str()) {
-                found.insert(path, commit.id().to_string());
+            let id = commit.id().to_string();
+            for c in &changes {
+                if unresolved.remove(c.path.as_str()) {
+                    found.insert(c.path.clone(), id.clone());
+                }
             }
+            steps.push(Step {
+                id: commit.id(),
+                parent: parent.as_ref().map(|p| p.id()),
+                changes,
+            });
         }
-        match parent {
-            Some(p) => commit = p,
-            None => {
+        match (parent, parent_tree) {
+            (Some(p), Some(t)) => {
+                commit = p;
+                tree = t;
+            }
+            _ => {
                 // The root, or the edge of a shallow history: what is left was last changed here or
                 // before, and this is the oldest commit we have.
                 for path in unresolved.drain() {
@@ -225,13 +301,25 @@ pub fn walk(
         }
     }
 
-    let (base_clock, mut last_change, how) = match (reached_stop, previous) {
+    let (base_clock, mut last_change, mut origins, how) = match (reached_stop, previous) {
         (true, Some(prev)) => (
             Some(prev.clock),
             prev.last_change.clone(),
+            prev.origins.clone(),
             Walk::Incremental { commits },
         ),
-        _ => (None, BTreeMap::new(), Walk::Full { commits }),
+        (false, Some(_)) => (
+            None,
+            BTreeMap::new(),
+            BTreeMap::new(),
+            Walk::Rewritten { commits },
+        ),
+        _ => (
+            None,
+            BTreeMap::new(),
+            BTreeMap::new(),
+            Walk::Full { commits },
+        ),
     };
     if reached_stop {
         // Paths not changed since the previous tip keep their commit; a path that the previous walk did
@@ -241,8 +329,12 @@ pub fn walk(
             return walk(repo, tip, files, filter, None);
         }
     }
+    for step in steps.iter().rev() {
+        follow_origins(repo, step, &mut origins)?;
+    }
     last_change.retain(|path, _| files.binary_search(path).is_ok());
     last_change.extend(found);
+    origins.retain(|path, _| files.binary_search(path).is_ok());
     let mut clock = base_clock;
     for &t in touching.iter().rev() {
         clock = Some(clock.map_or(t, |c| t.max(c + 1)));
@@ -258,23 +350,93 @@ pub fn walk(
             tip: tip_hex,
             clock,
             last_change,
+            origins,
+            shallow,
         },
         how,
     ))
 }
 
-/// Rule files renamed (or copied) between two commits: new path → old path, by git's rename detection.
-pub fn renames(
+/// Carries the origins of the rule files over one commit (see [`crate::state`], "Identity"): a file
+/// git's rename detection (with broken rewrites) says was renamed from another rule file takes that
+/// file's origin; a file that was there before keeps its own; a new file with exactly the content of a
+/// rule file the commit deleted (and git did not pair) takes that file's origin; any other new file is
+/// its own origin.
+fn follow_origins(
     repo: &Repository,
-    old: Oid,
-    new: Oid,
-    filter: &PathFilter,
+    step: &Step,
+    origins: &mut BTreeMap<String, String>,
+) -> Result<(), git2::Error> {
+    // A rename needs a target (added or rewritten) and another path as its source (deleted or
+    // rewritten): a commit that only adds, only deletes or edits one file has none.
+    let target = step.changes.iter().any(|c| c.new.is_some());
+    let source = step.changes.iter().any(|c| c.old.is_some());
+    let renamed = match (step.changes.len() >= 2 && target && source, step.parent) {
+        (true, Some(parent)) => {
+            let paths: Vec<&str> = step.changes.iter().map(|c| c.path.as_str()).collect();
+            rule_renames(repo, parent, step.id, &paths)?
+        }
+        _ => HashMap::new(),
+    };
+    let rename_sources: HashSet<&str> = renamed.values().map(String::as_str).collect();
+    // Content → the deleted path it was at, for deletions git did not pair (first path wins).
+    let mut gone: HashMap<Oid, &str> = HashMap::new();
+    for c in step.changes.iter().rev() {
+        if let (Some(old), None) = (c.old, c.new)
+            && !rename_sources.contains(c.path.as_str())
+        {
+            gone.insert(old, &c.path);
+        }
+    }
+    let origin_of = |p: &str| origins.get(p).cloned().unwrap_or_else(|| p.to_string());
+    let mut updates: Vec<(&str, Option<String>)> = Vec::new();
+    for c in &step.changes {
+        let origin = match (c.old, c.new) {
+            (_, None) => None,
+            _ if renamed.contains_key(&c.path) => Some(origin_of(&renamed[&c.path])),
+            (Some(_), Some(_)) => continue,
+            (None, Some(new)) => Some(match gone.remove(&new) {
+                Some(from) => origin_of(from),
+                None => c.path.clone(),
+            }),
+        };
+        updates.push((&c.path, origin));
+    }
+    for (path, origin) in updates {
+        match origin {
+            Some(o) if o != path => origins.insert(path.to_string(), o),
+            _ => origins.remove(path),
+        };
+    }
+    Ok(())
+}
+
+/// Git's rename detection (renames, broken rewrites) between a commit and its parent, over the given
+/// rule paths only: new path → old path.
+fn rule_renames(
+    repo: &Repository,
+    parent: Oid,
+    commit: Oid,
+    paths: &[&str],
 ) -> Result<HashMap<String, String>, git2::Error> {
-    let old_tree = repo.find_commit(old)?.tree()?;
-    let new_tree = repo.find_commit(new)?.tree()?;
-    let mut diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)?;
-    // Breaking rewrites lets a file renamed onto a path that another file left (or two files swapping
-    // paths) be seen as the rename it is, not as an edit of that path.
+    let old_tree = repo.find_commit(parent)?.tree()?;
+    let new_tree = repo.find_commit(commit)?.tree()?;
+    let mut opts = DiffOptions::new();
+    opts.disable_pathspec_match(true);
+    for p in paths {
+        opts.pathspec(p);
+    }
+    let mut diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), Some(&mut opts))?;
+    renamed_deltas(&mut diff, |_| true)
+}
+
+/// The renamed deltas of a diff after git's rename detection with broken rewrites (a file renamed
+/// onto a path that another file left, or two files swapping paths, is the rename it is, not an edit of
+/// that path): new path → old path, for new paths `keep` accepts.
+fn renamed_deltas(
+    diff: &mut git2::Diff<'_>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<HashMap<String, String>, git2::Error> {
     diff.find_similar(Some(
         DiffFindOptions::new().renames(true).break_rewrites(true),
     ))?;
@@ -289,9 +451,37 @@ pub fn renames(
         ) else {
             continue;
         };
-        if filter.matches(to) {
+        if keep(to) {
             out.insert(to.to_string(), from.to_string());
         }
     }
     Ok(out)
+}
+
+/// Rule files renamed (or copied) between two commits: new path → old path, by git's rename detection.
+pub fn renames(
+    repo: &Repository,
+    old: Oid,
+    new: Oid,
+    filter: &PathFilter,
+) -> Result<HashMap<String, String>, git2::Error> {
+    let old_tree = repo.find_commit(old)?.tree()?;
+    let new_tree = repo.find_commit(new)?.tree()?;
+    let mut diff = repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)?;
+    renamed_deltas(&mut diff, |to| filter.matches(to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_order_puts_a_tree_after_a_name_that_extends_it_with_a_lower_byte() {
+        // `a.yml` < `a/` < `a0` in git's order (trees sort as if they ended in `/`).
+        assert_eq!(git_order(b"a.yml", false, b"a", true), Ordering::Less);
+        assert_eq!(git_order(b"a", true, b"a0", false), Ordering::Less);
+        assert_eq!(git_order(b"a", false, b"a", true), Ordering::Less);
+        assert_eq!(git_order(b"a", true, b"a", true), Ordering::Equal);
+        assert_eq!(git_order(b"b", false, b"a", false), Ordering::Greater);
+    }
 }

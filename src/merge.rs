@@ -4,7 +4,8 @@
 //! then path, then document index); output is one [`Value`] per rule with:
 //!
 //! - a **uuid**: the rule's `id` in canonical lower case when it is a valid UUID and no earlier rule has
-//!   it; otherwise the uuid the ledger remembers for this rule (see [`crate::state`]), otherwise a
+//!   it; otherwise the uuid its identity gives it (derived from the path its file first had on the
+//!   history, or remembered by the ledger; see "Identity" in [`crate::state`]), otherwise a
 //!   deterministic UUIDv5 derived from the galaxy uuid, the source name, the path and the document index
 //!   ([`derived_uuid`]). Never a placeholder string.
 //! - a **title** that MISP can store and that no other value has case-insensitively (MISP matches values
@@ -37,7 +38,8 @@ pub struct Candidate {
     pub rule: Rule,
     /// The link to the rule file, if the source has a web URL.
     pub link: Option<String>,
-    /// A uuid the ledger remembers for this rule, used when it has no valid id of its own.
+    /// The uuid its identity gives this rule when that is not the one derived from its path (its file
+    /// was renamed on the history, or the ledger remembers it), used when it has no valid id of its own.
     pub remembered: Option<Uuid>,
 }
 

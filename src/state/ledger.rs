@@ -1,14 +1,17 @@
-//! The UUID ledger: the uuids given to rules that have no usable `id` of their own.
+//! The UUID ledger: the uuids given to rules that have no usable `id` of their own, for sources whose
+//! history cannot give them.
 //!
-//! A derived uuid depends on the rule's path, so without a memory an edit is harmless but a rename
-//! would change it, and MISP would see a new value. The ledger remembers each such value's source,
-//! path, document index, uuid and content hash. When the next build meets a rule without a usable id,
+//! A derived uuid depends on the path the rule's file first had on the source's history (see
+//! "Identity" in [`crate::state`]). When that history is shallow or was rewritten, it does not reach
+//! back far enough, and the ledger stands in: it remembers each id-less value's source, path, document
+//! index, uuid and content hash. When the next build meets a rule without a usable id,
 //! [`Lookup::remembered`] looks, in order, for the path git's rename detection says the file came from (a
 //! rename, even with edits; it wins over a rule that left the same path), else the same source, path and
 //! index (an edit in place), then the same content at a path that no longer exists (a move git did not
-//! pair up). The first hit keeps its uuid.
+//! pair up). The first hit keeps its uuid. These are the rules the history walk applies commit by
+//! commit ([`crate::diff`]), applied here between the built commits.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -25,6 +28,10 @@ pub struct Entry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     pub sources: BTreeMap<String, BTreeMap<String, Entry>>,
+    /// Sources whose history was rewritten (force-pushed) while this ledger followed them: their
+    /// uuids come from the ledger from then on, since the new history no longer gives the ones
+    /// already published.
+    pub rewritten: BTreeSet<String>,
 }
 
 fn slot(path: &str, index: u32) -> String {

@@ -11,7 +11,8 @@
 //!   lock          advisory lock held for the whole run (a second run waits, or fails with --no-wait)
 //!   build.json    the last successful build: its key (and the key's inputs, to tell what changed),
 //!                 the checksums of the files it wrote, its summary
-//!   sources.bin   per source: commit built, rule files (path → blob), history walk; the UUID ledger;
+//!   sources.bin   per source: commit built, rule files (path → blob), history walk (last changes,
+//!                 content clock, origins of renamed files); the UUID ledger;
 //!                 fingerprints of the files written (content and per-value hashes)
 //!   blobs.bin     blob id → content hash and parse key (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
@@ -49,13 +50,40 @@
 //! never rebuilt. (A source whose location string changes rebuilds its output once, reusing every
 //! parse result.) The working tree is never looked at: rules come from commits.
 //!
-//! # The UUID ledger
+//! # Identity
 //!
-//! Rules without a usable `id` get a derived uuid that depends on their path. The ledger
-//! ([`ledger::Ledger`]) records, for each such value, source, path, document index, uuid and content
-//! hash, so that an edited (same path), renamed (git rename) or moved (same content) rule keeps the
-//! uuid it was first given. It is identity, not cache: `--full` discards the cache but keeps the
-//! ledger, and it is everything needed to rebuild the same uuids elsewhere.
+//! A rule's uuid is its `id` when that is a valid UUID no earlier rule has (see [`crate::merge`]). A rule
+//! without one gets `UUIDv5(galaxy uuid, source name \0 origin path \0 document index)`, where the
+//! *origin path* is the path its file had when it first appeared on the source's first-parent history.
+//! The history walk ([`crate::diff::walk`]) computes origins commit by commit, oldest first, with the
+//! same rules the ledger below applies between builds:
+//!
+//! | a commit … | the file's origin |
+//! |---|---|
+//! | renames it (git's rename detection with broken rewrites, over the rule files the commit changed; edits allowed) | the origin of the path it was renamed from (this wins over the path it lands on) |
+//! | edits it in place | unchanged |
+//! | adds it with exactly the bytes of a rule file the same commit deleted and git did not pair | the origin of that file (the first such path) |
+//! | adds it otherwise | its own path |
+//!
+//! Origins are a pure function of the first-parent history, so a clean build on a fresh state folder
+//! gives exactly the uuids an incremental chain of builds gave, whichever commits the chain built; a file
+//! never renamed is its own origin, so its uuid is the path-derived one MISP's own script gives.
+//! `sources.bin` keeps only the origins that differ from the path. Two files with one origin (a file
+//! renamed and a new file at its old path) keep distinct uuids: the first in path order has the
+//! origin's, the other the uuid derived from its current path.
+//!
+//! Two cases cannot be reproduced from history, and there the **UUID ledger** ([`ledger::Ledger`])
+//! decides, and the summary says so (reason `ledger-identity`):
+//!
+//! - a **shallow** source (`depth`): its history stops before files first appeared;
+//! - a **rewritten** history (the last built commit is no longer on the new first-parent history,
+//!   e.g. a force-push): the new history may not give the uuids already published. From then on the
+//!   ledger decides for that source, for the life of the state folder.
+//!
+//! The ledger records, for every id-less value, source, path, document index, uuid and content hash,
+//! so that an edited (same path), renamed (git rename since the last built commit) or moved (same
+//! content) rule keeps the uuid it had; a rule it does not know takes the uuid of its origin. It is
+//! identity, not cache: `--full` discards the cache but keeps the ledger.
 
 pub mod key;
 pub mod ledger;
@@ -78,7 +106,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 6;
+pub const FORMAT: u32 = 7;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";

@@ -37,6 +37,18 @@ pub enum Reason {
     OutputsChanged,
     /// A rule file's content was not in the cache, so it was parsed.
     NewContent { file: String },
+    /// A source's id-less rules take the uuids the ledger remembers, not those their history gives.
+    LedgerIdentity { source: String, why: LedgerWhy },
+}
+
+/// Why a source's identities come from the ledger (see "Identity" in [`crate::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedgerWhy {
+    /// The source's history is shallow (`depth`): it does not reach back to where files first appeared.
+    Shallow,
+    /// The source's history was rewritten since the state's ledger began following it.
+    Rewritten,
 }
 
 impl std::fmt::Display for Reason {
@@ -79,6 +91,17 @@ impl std::fmt::Display for Reason {
                 write!(f, "the output files differ from what the last build wrote")
             }
             Reason::NewContent { file } => write!(f, "{file}: content not in the cache, parsed"),
+            Reason::LedgerIdentity { source, why } => {
+                let why = match why {
+                    LedgerWhy::Shallow => "its history is shallow",
+                    LedgerWhy::Rewritten => "its history was rewritten since this state began",
+                };
+                write!(
+                    f,
+                    "source {source}: {why}, so id-less rules keep the uuids the state's ledger \
+                     remembers (a clean build on a fresh state may derive others)"
+                )
+            }
         }
     }
 }
