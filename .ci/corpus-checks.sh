@@ -31,8 +31,12 @@ echo "-- the same commit twice: byte-identical"
 cmp "$work/last/clusters/sigma-rules.json" "$work/again/clusters/sigma-rules.json"
 cmp "$work/last/galaxies/sigma-rules.json" "$work/again/galaxies/sigma-rules.json"
 
-echo "-- incremental replay of every corpus commit against clean --full builds"
+echo "-- incremental replay of every corpus commit against clean builds on fresh states"
 python3 "$(dirname "$0")/replay.py" "$bin" "$work/corpus.git" "$shared/misp-galaxy/clusters" "$work/replay" --every 10
+
+echo "-- the same on a generated history of id-less corpus rules renamed, moved and moved with edits"
+python3 "$(dirname "$0")/idless-history.py" "$work/corpus.git" "$work/idless" --commits 80
+python3 "$(dirname "$0")/replay.py" "$bin" "$work/idless" "$shared/misp-galaxy/clusters" "$work/replay-idless" --every 10
 
 echo "-- validate agrees with MISP's validator on broken pairs"
 python3 "$(dirname "$0")/validate-agreement.py" "$bin" "$shared" "$work/last"

@@ -9,7 +9,9 @@ Builds every commit of `main` in order (oldest first) with one state folder and 
     content was not already among the previous commit's rule files (content known under another path is
     never parsed again, so a pure rename or a copy parses nothing);
 and at every N-th commit and the last one:
-  - the output is byte-identical to a clean `--full` build of that commit in a separate folder.
+  - the output is byte-identical to a clean build of that commit on a FRESH state (a new state folder:
+    no cache, no history walk, no UUID ledger) and output folder: uuids of id-less rules, renamed or
+    not, come from the history alone.
 Prints the mean incremental run time. Exit 1 on the first failure.
 """
 import argparse
@@ -94,18 +96,19 @@ def main():
         if summary["parsed"] != want:
             sys.exit(f"commit {n} {commit[:12]}: parsed {summary['parsed']}, expected {want}")
         if n % a.every == 0 or n == len(commits) - 1:
-            clean = os.path.join(a.work, "clean")
-            build(a.binary, "--full", "--source", f"{a.repo}#{commit}", "--attack-clusters", a.attack,
-                  "--out", clean, "--state", os.path.join(a.work, "clean-state"))
+            clean, fresh_state = os.path.join(a.work, "clean"), os.path.join(a.work, "fresh-state")
+            subprocess.run(["rm", "-rf", clean, fresh_state], check=True)
+            build(a.binary, "--source", f"{a.repo}#{commit}", "--attack-clusters", a.attack,
+                  "--out", clean, "--state", fresh_state)
             for f in ("clusters/sigma-rules.json", "galaxies/sigma-rules.json"):
                 if not filecmp.cmp(os.path.join(out, f), os.path.join(clean, f), shallow=False):
-                    sys.exit(f"commit {n} {commit[:12]}: {f} differs from a clean --full build")
-            subprocess.run(["rm", "-rf", clean, os.path.join(a.work, "clean-state")], check=True)
+                    sys.exit(f"commit {n} {commit[:12]}: {f} differs from a clean build on a fresh state")
+            subprocess.run(["rm", "-rf", clean, fresh_state], check=True)
             checked += 1
         prev = commit
     mean = sum(times) / len(times) if times else 0.0
     print(f"replayed {len(commits)} commits; parsed counts exact at every commit; "
-          f"byte-identical to a clean build at {checked} commits; mean incremental run {mean * 1000:.0f} ms")
+          f"byte-identical to a clean build on a fresh state at {checked} commits; mean incremental run {mean * 1000:.0f} ms")
 
 
 if __name__ == "__main__":
