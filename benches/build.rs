@@ -57,7 +57,11 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    // `../shared` beside the checkout, or where SIGMA_GALAXY_SHARED says.
+    let shared = std::env::var_os("SIGMA_GALAXY_SHARED").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    );
     if !shared.join("corpus").is_dir() {
         println!("../shared/corpus not found: nothing to benchmark");
         return;

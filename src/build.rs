@@ -70,6 +70,43 @@ pub fn build(config: &Config) -> Result<Summary> {
         None
     };
     clock.lap("lock");
+    // Sources are opened (and remote ones fetched) concurrently; the first failure in source order
+    // is the one reported.
+    let opened: Vec<Result<Snapshot>> = config
+        .sources
+        .par_iter()
+        .map(|s| sources::open(s, &config.state))
+        .collect();
+    let mut snapshots: Vec<Snapshot> = opened.into_iter().collect::<Result<_>>()?;
+    clock.lap("sources");
+    let attack_hash = config
+        .attack_clusters
+        .as_deref()
+        .map(relate::attack_checksum)
+        .transpose()?;
+    let build_key = BuildKey::new(config, &snapshots, attack_hash.as_deref());
+    let inputs = serde_json::to_value(&build_key).unwrap_or_default();
+    let key_hash = key::hash(&build_key);
+    let cluster_file = emit::cluster_path(&config.out, &config.galaxy.kind);
+    let galaxy_file = emit::galaxy_path(&config.out, &config.galaxy.kind);
+
+    // Nothing to do: a fresh build key, intact outputs and an intact state. Only the build record
+    // is loaded for this; the rest of the state is checksummed, not decoded. (`check` lists every
+    // file, so always works.)
+    if !config.full
+        && config.mode != Mode::Check
+        && let Some(rec) = State::load_record(&config.state)
+        && rec.key == key_hash
+        && outputs_match(&rec, &cluster_file, &galaxy_file)
+        && state::verify(&config.state, &rec.state)
+    {
+        clock.lap("fresh check");
+        let mut summary = unchanged_summary(&rec, &snapshots, &cluster_file, &galaxy_file);
+        summary.timings = timings(config, clock);
+        summary.notices = config.notices.clone();
+        return Ok(summary);
+    }
+
     let mut reasons = Vec::new();
     let (mut prev, distrusted) = State::load(&config.state);
     clock.lap("state load");
@@ -99,45 +136,24 @@ pub fn build(config: &Config) -> Result<Summary> {
                 ..Sources::default()
             },
             shards: std::mem::take(&mut prev.shards),
+            checksums: std::mem::take(&mut prev.checksums),
             ..State::default()
         };
         reasons.push(Reason::Full);
     }
 
-    // Sources are opened (and remote ones fetched) concurrently; the first failure in source order
-    // is the one reported.
-    let opened: Vec<Result<Snapshot>> = config
-        .sources
-        .par_iter()
-        .map(|s| sources::open(s, &config.state))
-        .collect();
-    let mut snapshots: Vec<Snapshot> = opened.into_iter().collect::<Result<_>>()?;
-    clock.lap("sources");
-    let attack_hash = config
-        .attack_clusters
-        .as_deref()
-        .map(relate::attack_checksum)
-        .transpose()?;
-    let build_key = BuildKey::new(config, &snapshots, attack_hash.as_deref());
-    let inputs = serde_json::to_value(&build_key).unwrap_or_default();
-    let key_hash = key::hash(&build_key);
-
-    let cluster_file = emit::cluster_path(&config.out, &config.galaxy.kind);
-    let galaxy_file = emit::galaxy_path(&config.out, &config.galaxy.kind);
     let damaged = reasons
         .iter()
         .any(|r| matches!(r, Reason::Distrusted { .. }));
     match &prev.build {
-        // A damaged state file is repaired even when nothing else changed; `check` lists every file.
-        Some(rec) if rec.key == key_hash && !damaged && config.mode != Mode::Check => {
-            if outputs_match(rec, &cluster_file, &galaxy_file) {
-                clock.lap("fresh check");
-                let mut summary = unchanged_summary(rec, &snapshots, &cluster_file, &galaxy_file);
-                summary.timings = timings(config, clock);
-                summary.notices = config.notices.clone();
-                return Ok(summary);
+        // Fresh, yet not the quick no-op above: the outputs or the state folder differ from what
+        // the last build left (a damaged state file is repaired even when nothing else changed).
+        Some(rec) if rec.key == key_hash && config.mode != Mode::Check => {
+            if !outputs_match(rec, &cluster_file, &galaxy_file) {
+                reasons.push(Reason::OutputsChanged);
+            } else if !damaged {
+                reasons.push(Reason::StateChanged);
             }
-            reasons.push(Reason::OutputsChanged);
         }
         Some(rec) => reasons.extend(Reason::between(&rec.inputs, &inputs)),
         None if !config.full && prev.sources.sources.is_empty() => reasons.push(Reason::NoState),
@@ -167,9 +183,11 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
     clock.lap("diff");
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
-    if writes {
-        state::save_parsed(&config.state, &parsed.cache, &prev.shards)?;
-    }
+    let parsed_sums = if writes {
+        state::save_parsed(&config.state, &parsed.cache, &prev.shards, &prev.checksums)?
+    } else {
+        state::Checksums::new()
+    };
     clock.lap("parse");
 
     // merge: candidates in source, path, index order, with links and remembered uuids.
@@ -298,7 +316,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     clock.lap("write");
 
     let [cluster_print, galaxy_print] = written.fingerprints;
-    let record = BuildRecord {
+    let mut record = BuildRecord {
         key: key_hash,
         inputs,
         cluster_checksum: cluster_print.checksum.clone(),
@@ -310,10 +328,17 @@ pub fn build(config: &Config) -> Result<Summary> {
             .collect(),
         version: written.version,
         warnings: warnings.clone(),
+        state: state::Checksums::new(),
     };
     new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
     if writes {
-        state::save(&config.state, &new_sources, attack.as_ref(), &record)?;
+        state::save(
+            &config.state,
+            &new_sources,
+            attack.as_ref(),
+            &mut record,
+            parsed_sums,
+        )?;
     }
     clock.lap("state save");
 
@@ -607,29 +632,27 @@ fn parse_rules(
         }
     }
     let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
-    let read = read_blobs(snapshots, &jobs, &unknown)?;
-    let mut to_parse: Vec<(usize, Vec<u8>, String)> = Vec::new();
-    for (i, bytes, content) in read {
-        let key = key::hash(&ParseKey::new(&content));
+    // Read, hash and parse in one pass per file, so that no more than one file's bytes per thread
+    // are ever held: content already known under another blob is not parsed again.
+    let known = |key: &str| old.entries.contains_key(key) || cache.entries.contains_key(key);
+    let read = read_and_parse(snapshots, &jobs, &unknown, &known)?;
+    let mut count = 0;
+    for (i, content, key, parsed) in read {
         jobs[i].content = Some(content);
-        if take_entry(old, &mut cache, &key) {
-            jobs[i].key = Some(key);
-        } else {
-            to_parse.push((i, bytes, key));
+        match parsed {
+            None => {
+                take_entry(old, &mut cache, &key);
+            }
+            Some(parsed) => {
+                count += 1;
+                if config.output.verbose() {
+                    reasons.push(Reason::NewContent {
+                        file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
+                    });
+                }
+                cache.entries.entry(key.clone()).or_insert(parsed);
+            }
         }
-    }
-    let parsed_now: Vec<(usize, String, ParsedFile)> = to_parse
-        .into_par_iter()
-        .map(|(i, bytes, key)| (i, key, parse::parse_file(&bytes)))
-        .collect();
-    let count = parsed_now.len();
-    for (i, key, parsed) in parsed_now {
-        if config.output.verbose() {
-            reasons.push(Reason::NewContent {
-                file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
-            });
-        }
-        cache.entries.entry(key.clone()).or_insert(parsed);
         jobs[i].key = Some(key);
     }
     for i in unknown {
@@ -645,13 +668,16 @@ fn parse_rules(
     Ok(Parsed { jobs, cache, count })
 }
 
-/// Reads and hashes the blobs of `which` jobs, in parallel, each worker with its own repository
-/// handles (a git2 repository is not shared between threads).
-fn read_blobs(
+/// Reads, hashes and (unless `known` has its parse key) parses the blobs of `which` jobs, in
+/// parallel, each worker with its own repository handles (a git2 repository is not shared between
+/// threads): job index, content hash, parse key and the parse result. The bytes are dropped as soon as
+/// they are parsed.
+fn read_and_parse(
     snapshots: &[Snapshot],
     jobs: &[FileJob],
     which: &[usize],
-) -> Result<Vec<(usize, Vec<u8>, String)>> {
+    known: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<(usize, String, String, Option<ParsedFile>)>> {
     let git_dirs: Vec<&Path> = snapshots.iter().map(|s| s.git_dir.as_path()).collect();
     let source_names: Vec<&str> = snapshots.iter().map(|s| s.name.as_str()).collect();
     let open_all = || -> std::result::Result<Vec<git2::Repository>, String> {
@@ -669,12 +695,14 @@ fn read_blobs(
                 message: format!("reading {}: {message}", job.path),
             };
             let repo = &repos.as_ref().map_err(|m| failed(m.clone()))?[job.source];
-            let bytes = repo
+            let blob = repo
                 .find_blob(job.blob)
-                .map(|b| b.content().to_vec())
                 .map_err(|e| failed(e.message().to_string()))?;
-            let content = sha256_hex(&bytes);
-            Ok((i, bytes, content))
+            let bytes = blob.content();
+            let content = sha256_hex(bytes);
+            let key = key::hash(&ParseKey::new(&content));
+            let parsed = (!known(&key)).then(|| parse::parse_file(bytes));
+            Ok((i, content, key, parsed))
         })
         .collect()
 }

@@ -10,7 +10,7 @@
 //! .sigma-galaxy/
 //!   lock          advisory lock held for the whole run (a second run waits, or fails with --no-wait)
 //!   build.json    the last successful build: its key (and the key's inputs, to tell what changed),
-//!                 the checksums of the files it wrote, its summary
+//!                 the checksums of the output and state files it wrote, its summary
 //!   sources.bin   per source: commit built, rule files (path → blob), history walk (last changes,
 //!                 content clock, origins of renamed files); the UUID ledger;
 //!                 fingerprints of the files written (content and per-value hashes)
@@ -37,7 +37,9 @@
 //! | history walk | [`key::FilterKey`]: the source's path filter | the filter changes, or the old tip is not on the new first-parent history (then walked again from scratch) |
 //! | whole build | [`key::BuildKey`]: tool version, galaxy fields, options, each source's name, location, commit, filter and link style, checksum of the ATT&CK clusters | any of those changes, or an output file no longer has the hash written |
 //!
-//! A fresh build key and intact outputs mean nothing is done: no file is rewritten. Otherwise
+//! A fresh build key, intact outputs and a state folder holding exactly the files the last build
+//! wrote (`build.json` lists their checksums; each is hashed in small pieces, none is decoded) mean
+//! nothing is done: only `build.json` is loaded and no file is rewritten. Otherwise
 //! `build.json` is deleted *before* any work and written again only after the outputs are in place,
 //! so an interrupted run never looks fresh. Parse results are reused whenever their own key matches,
 //! whatever else changed (another tool version that keeps the parser format keeps them).
@@ -132,7 +134,14 @@ pub struct BuildRecord {
     pub files: BTreeMap<String, usize>,
     pub version: i64,
     pub warnings: Vec<crate::findings::Finding>,
+    /// Checksum of every other state file this build left, by name (`parsed/xx.bin` for shards): a
+    /// run that finds nothing to do checks that the state is exactly what was written.
+    #[serde(default)]
+    pub state: Checksums,
 }
+
+/// State file name (relative to the state folder) → the checksum in its header.
+pub type Checksums = BTreeMap<String, String>;
 
 /// What is remembered of one source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +210,8 @@ pub struct State {
     /// The parse cache shards on disk and the keys each held, so that saving rewrites only the
     /// shards whose keys changed.
     pub shards: Shards,
+    /// The checksums of the state files that loaded intact (for the shards saving keeps).
+    pub checksums: Checksums,
 }
 
 /// Shard name → the parse keys it holds.
@@ -223,10 +234,15 @@ impl State {
     /// damaged, foreign or of another format are reported in the second result and treated as empty.
     pub fn load(dir: &Path) -> (State, Vec<Distrust>) {
         let mut problems = Vec::new();
+        let mut checksums = Checksums::new();
         let mut read = |name: &str| -> Option<Vec<u8>> {
             let path = dir.join(name);
             match read_checked(&path) {
-                Ok(body) => body,
+                Ok(Some((body, sum))) => {
+                    checksums.insert(name.to_string(), sum);
+                    Some(body)
+                }
+                Ok(None) => None,
                 Err(problem) => {
                     problems.push(Distrust {
                         file: path,
@@ -241,7 +257,7 @@ impl State {
         let blobs = read(BLOBS);
         let attack = read(ATTACK);
         let index: BlobIndex = decode_body(dir, BLOBS, blobs, &mut problems).unwrap_or_default();
-        let (entries, shards) = load_shards(&dir.join(PARSED_DIR), &mut problems);
+        let (entries, shards) = load_shards(&dir.join(PARSED_DIR), &mut problems, &mut checksums);
         let state = State {
             attack: decode_body(dir, ATTACK, attack, &mut problems),
             build: decode_body(dir, BUILD, build, &mut problems),
@@ -252,16 +268,101 @@ impl State {
                 entries,
             },
             shards,
+            checksums,
         };
         (state, problems)
     }
+}
+
+impl State {
+    /// Loads only the build record (`build.json`): all a run needs to find that nothing changed.
+    pub fn load_record(dir: &Path) -> Option<BuildRecord> {
+        let (body, _) = read_checked(&dir.join(BUILD)).ok().flatten()?;
+        serde_json::from_slice(&body).ok()
+    }
+}
+
+/// Whether the state files are exactly those `written` lists (the last build's record): each there,
+/// intact (header and checksum, read in small pieces, nothing decoded) and with the checksum the
+/// build wrote, and no other parse cache shard. A run that finds nothing to do thus still notices
+/// (and so repairs) a damaged or replaced state file, at the cost of hashing it, not of loading it.
+pub fn verify(dir: &Path, written: &Checksums) -> bool {
+    let shard_dir = dir.join(PARSED_DIR);
+    let extra_shard = std::fs::read_dir(&shard_dir).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok()).any(|e| {
+            let name = format!("{PARSED_DIR}/{}", e.file_name().to_string_lossy());
+            !written.contains_key(&name)
+        })
+    });
+    !written.is_empty()
+        && !extra_shard
+        && written
+            .par_iter()
+            .all(|(name, sum)| verify_file(&dir.join(name)).is_ok_and(|s| s == *sum))
+}
+
+/// [`read_checked`]'s verdict on one file, reading it in pieces and keeping none of it: its
+/// checksum when intact.
+fn verify_file(path: &Path) -> std::result::Result<String, String> {
+    use std::io::{BufRead, BufReader, Read};
+    let file = File::open(path).map_err(|e| format!("unreadable ({e})"))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut header = Vec::new();
+    reader
+        .read_until(b'\n', &mut header)
+        .map_err(|e| format!("unreadable ({e})"))?;
+    if header.pop() != Some(b'\n') {
+        return Err("truncated or not a sigma-galaxy state file".into());
+    }
+    let want = check_header(&header)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("unreadable ({e})")),
+        }
+    }
+    if hasher.finalize().to_hex().as_str() != want {
+        return Err("checksum mismatch (truncated or damaged)".into());
+    }
+    Ok(want)
+}
+
+/// The checksum a state file's header line (without its newline) announces, if the line is ours and
+/// of this format.
+fn check_header(header: &[u8]) -> std::result::Result<String, String> {
+    let header = std::str::from_utf8(header).map_err(|_| "not a sigma-galaxy state file")?;
+    let mut parts = header.split(' ');
+    if parts.next() != Some(MAGIC) {
+        return Err("not a sigma-galaxy state file".into());
+    }
+    let format = parts.next().and_then(|f| f.parse::<u32>().ok());
+    if format != Some(FORMAT) {
+        return Err(format!(
+            "state format {} (this sigma-galaxy reads {FORMAT})",
+            format.map_or_else(|| "?".into(), |f| f.to_string())
+        ));
+    }
+    parts
+        .next()
+        .map(str::to_string)
+        .ok_or_else(|| "truncated or not a sigma-galaxy state file".into())
 }
 
 /// One shard's parse records.
 type Shard = BTreeMap<String, ParsedFile>;
 
 /// Reads, checks and decodes every shard of the parse cache, in parallel.
-fn load_shards(dir: &Path, problems: &mut Vec<Distrust>) -> (BTreeMap<String, ParsedFile>, Shards) {
+fn load_shards(
+    dir: &Path,
+    problems: &mut Vec<Distrust>,
+    checksums: &mut Checksums,
+) -> (BTreeMap<String, ParsedFile>, Shards) {
     let names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -270,12 +371,14 @@ fn load_shards(dir: &Path, problems: &mut Vec<Distrust>) -> (BTreeMap<String, Pa
                 .collect()
         })
         .unwrap_or_default();
-    let loaded: Vec<(String, Result<Shard, String>)> = names
+    let loaded: Vec<(String, Result<(Shard, String), String>)> = names
         .into_par_iter()
         .map(|name| {
             let body = read_checked(&dir.join(&name)).and_then(|b| b.ok_or_else(|| "gone".into()));
-            let decoded = body.and_then(|b| {
-                postcard::from_bytes(&b).map_err(|e| format!("unexpected content ({e})"))
+            let decoded = body.and_then(|(b, sum)| {
+                postcard::from_bytes(&b)
+                    .map(|shard| (shard, sum))
+                    .map_err(|e| format!("unexpected content ({e})"))
             });
             (name, decoded)
         })
@@ -285,7 +388,8 @@ fn load_shards(dir: &Path, problems: &mut Vec<Distrust>) -> (BTreeMap<String, Pa
     for (name, decoded) in loaded {
         let shard = name.trim_end_matches(".bin").to_string();
         match decoded {
-            Ok(map) => {
+            Ok((map, sum)) => {
+                checksums.insert(format!("{PARSED_DIR}/{name}"), sum);
                 shards.insert(shard, map.keys().cloned().collect());
                 entries.extend(map);
             }
@@ -326,9 +430,10 @@ fn decode_body<T: DeserializeOwned>(
     }
 }
 
-/// The body of a state file, `Ok(None)` when it does not exist, `Err` when it cannot be trusted.
-fn read_checked(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
-    let bytes = match std::fs::read(path) {
+/// The body of a state file and its checksum, `Ok(None)` when it does not exist, `Err` when it
+/// cannot be trusted.
+fn read_checked(path: &Path) -> std::result::Result<Option<(Vec<u8>, String)>, String> {
+    let mut bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("unreadable ({e})")),
@@ -336,32 +441,22 @@ fn read_checked(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
     let Some(newline) = bytes.iter().position(|&b| b == b'\n') else {
         return Err("truncated or not a sigma-galaxy state file".into());
     };
-    let (header, body) = (&bytes[..newline], &bytes[newline + 1..]);
-    let header = std::str::from_utf8(header).map_err(|_| "not a sigma-galaxy state file")?;
-    let mut parts = header.split(' ');
-    if parts.next() != Some(MAGIC) {
-        return Err("not a sigma-galaxy state file".into());
-    }
-    let format = parts.next().and_then(|f| f.parse::<u32>().ok());
-    if format != Some(FORMAT) {
-        return Err(format!(
-            "state format {} (this sigma-galaxy reads {FORMAT})",
-            format.map_or_else(|| "?".into(), |f| f.to_string())
-        ));
-    }
-    if parts.next() != Some(checksum(body).as_str()) {
+    let sum = check_header(&bytes[..newline])?;
+    if sum != checksum(&bytes[newline + 1..]) {
         return Err("checksum mismatch (truncated or damaged)".into());
     }
-    Ok(Some(body.to_vec()))
+    // The body, in place: a state file is never held twice.
+    bytes.drain(..=newline);
+    Ok(Some((bytes, sum)))
 }
 
-/// Writes one state file atomically, with its header.
 /// Whether a state file is JSON (else postcard), by its name.
 fn is_json(name: &str) -> bool {
     name.ends_with(".json")
 }
 
-fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+/// Writes one state file atomically, with its header; its checksum.
+fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<String> {
     let encoded = if is_json(name) {
         serde_json::to_vec(value).map_err(|e| e.to_string())
     } else {
@@ -372,7 +467,8 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
         .prefix(".state-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    let header = format!("{MAGIC} {FORMAT} {}\n", checksum(&body));
+    let sum = checksum(&body);
+    let header = format!("{MAGIC} {FORMAT} {sum}\n");
     // No fsync: a state file cut short by a power loss fails its checksum and is rebuilt, so the
     // cost of syncing megabytes on every run buys nothing.
     tmp.write_all(header.as_bytes())
@@ -384,7 +480,7 @@ fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
         remove(&path)?;
     }
     tmp.persist(&path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    Ok(sum)
 }
 
 /// Forgets the last build record, before any work starts: an interrupted run then never looks fresh.
@@ -408,7 +504,13 @@ fn remove(path: &Path) -> Result<()> {
 /// Saves the parse cache. Its entries are pure functions of file contents, valid whatever happens
 /// next, so it is saved as soon as parsing is done (and its records can then move on, uncopied).
 /// Only the shards whose set of keys differs from `on_disk` are written; emptied shards are removed.
-pub fn save_parsed(dir: &Path, parsed: &ParseCache, on_disk: &Shards) -> Result<()> {
+/// Returns the checksums of the parse cache's files, the kept shards' taken from `loaded`.
+pub fn save_parsed(
+    dir: &Path,
+    parsed: &ParseCache,
+    on_disk: &Shards,
+    loaded: &Checksums,
+) -> Result<Checksums> {
     let shard_dir = dir.join(PARSED_DIR);
     std::fs::create_dir_all(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
     let mut grouped: BTreeMap<&str, BTreeMap<&String, &ParsedFile>> = BTreeMap::new();
@@ -424,10 +526,22 @@ pub fn save_parsed(dir: &Path, parsed: &ParseCache, on_disk: &Shards) -> Result<
         })
         .map(|(shard, entries)| (*shard, entries))
         .collect();
-    changed
+    let written: Checksums = changed
         .par_iter()
-        .map(|(shard, entries)| save_file(&shard_dir, &format!("{shard}.bin"), entries))
-        .collect::<Result<Vec<()>>>()?;
+        .map(|(shard, entries)| {
+            let name = format!("{shard}.bin");
+            let sum = save_file(&shard_dir, &name, entries)?;
+            Ok((format!("{PARSED_DIR}/{name}"), sum))
+        })
+        .collect::<Result<_>>()?;
+    let mut sums: Checksums = grouped
+        .keys()
+        .filter_map(|shard| {
+            let name = format!("{PARSED_DIR}/{shard}.bin");
+            let sum = written.get(&name).or_else(|| loaded.get(&name))?;
+            Some((name, sum.clone()))
+        })
+        .collect();
     for shard in on_disk.keys().filter(|s| !grouped.contains_key(s.as_str())) {
         remove(&shard_dir.join(format!("{shard}.bin")))?;
     }
@@ -441,23 +555,30 @@ pub fn save_parsed(dir: &Path, parsed: &ParseCache, on_disk: &Shards) -> Result<
         parser: parsed.parser,
         blobs: &parsed.blobs,
     };
-    save_file(dir, BLOBS, &index)
+    sums.insert(BLOBS.to_string(), save_file(dir, BLOBS, &index)?);
+    Ok(sums)
 }
 
 /// Saves the state after a successful build: the ATT&CK cache and sources first, the build record
-/// last.
+/// last, with the checksums of every state file (`parsed`: those [`save_parsed`] returned).
 pub fn save(
     dir: &Path,
     sources: &Sources,
     attack: Option<&AttackCache>,
-    build: &BuildRecord,
+    build: &mut BuildRecord,
+    parsed: Checksums,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    build.state = parsed;
     if let Some(attack) = attack {
-        save_file(dir, ATTACK, attack)?;
+        build
+            .state
+            .insert(ATTACK.to_string(), save_file(dir, ATTACK, attack)?);
     }
-    save_file(dir, SOURCES, sources)?;
-    save_file(dir, BUILD, build)
+    build
+        .state
+        .insert(SOURCES.to_string(), save_file(dir, SOURCES, sources)?);
+    save_file(dir, BUILD, build).map(drop)
 }
 
 /// Seeds the UUID ledger in `dir` with `seed`'s entries for every source whose ledger there is empty
@@ -468,7 +589,9 @@ pub fn save(
 pub fn seed_ledger(dir: &Path, seed: &Ledger, no_wait: bool, quiet: bool) -> Result<usize> {
     let _lock = lock(dir, no_wait, quiet)?;
     let mut problems = Vec::new();
-    let body = read_checked(&dir.join(SOURCES)).unwrap_or_default();
+    let body = read_checked(&dir.join(SOURCES))
+        .unwrap_or_default()
+        .map(|(body, _)| body);
     let mut sources: Sources = decode_body(dir, SOURCES, body, &mut problems).unwrap_or_default();
     let mut added = 0;
     for (name, entries) in &seed.sources {
@@ -576,14 +699,45 @@ mod tests {
     #[test]
     fn round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (s, p, b) = sample();
-        save_parsed(dir.path(), &p, &Shards::new()).expect("save");
-        save(dir.path(), &s, None, &b).expect("save");
+        let (s, p, mut b) = sample();
+        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        save(dir.path(), &s, None, &mut b, sums).expect("save");
         let (state, problems) = State::load(dir.path());
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(state.build, Some(b));
         assert_eq!(state.sources, s);
         assert_eq!(state.parsed, p);
+    }
+
+    #[test]
+    fn verify_accepts_only_the_files_the_record_lists_as_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (s, p, mut b) = sample();
+        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        save(dir.path(), &s, None, &mut b, sums).expect("save");
+        assert!(verify(dir.path(), &b.state), "as written: {:?}", b.state);
+        assert!(b.state.contains_key(SOURCES) && b.state.contains_key(BLOBS));
+        // An intact file that the build did not write (a valid header over another body).
+        let other = postcard::to_stdvec(&Sources::default()).expect("encode");
+        let forged = [
+            format!("{MAGIC} {FORMAT} {}\n", checksum(&other)).into_bytes(),
+            other,
+        ]
+        .concat();
+        let original = std::fs::read(dir.path().join(SOURCES)).expect("read");
+        std::fs::write(dir.path().join(SOURCES), &forged).expect("write");
+        assert!(verify_file(&dir.path().join(SOURCES)).is_ok());
+        assert!(!verify(dir.path(), &b.state), "another sources.bin");
+        std::fs::write(dir.path().join(SOURCES), &original).expect("write");
+        assert!(verify(dir.path(), &b.state));
+        // A shard the build did not leave.
+        let stray = dir.path().join(PARSED_DIR).join("zz.bin");
+        std::fs::write(&stray, b"x").expect("write");
+        assert!(!verify(dir.path(), &b.state), "a stray shard");
+        std::fs::remove_file(&stray).expect("rm");
+        // A missing file.
+        std::fs::remove_file(dir.path().join(BLOBS)).expect("rm");
+        assert!(!verify(dir.path(), &b.state), "blobs.bin missing");
     }
 
     #[test]
@@ -597,9 +751,9 @@ mod tests {
     #[test]
     fn damaged_files_are_distrusted_one_by_one() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (s, p, b) = sample();
-        save_parsed(dir.path(), &p, &Shards::new()).expect("save");
-        save(dir.path(), &s, None, &b).expect("save");
+        let (s, p, mut b) = sample();
+        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        save(dir.path(), &s, None, &mut b, sums).expect("save");
         // Truncate one, flip a byte in another, give the third another format.
         let path = |n: &str| dir.path().join(n);
         let bytes = std::fs::read(path(BLOBS)).expect("read");
@@ -640,9 +794,9 @@ mod tests {
     #[test]
     fn invalidate_removes_only_the_build_record() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (s, p, b) = sample();
-        save_parsed(dir.path(), &p, &Shards::new()).expect("save");
-        save(dir.path(), &s, None, &b).expect("save");
+        let (s, p, mut b) = sample();
+        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        save(dir.path(), &s, None, &mut b, sums).expect("save");
         invalidate(dir.path()).expect("invalidate");
         invalidate(dir.path()).expect("twice is fine");
         let (state, problems) = State::load(dir.path());

@@ -35,6 +35,8 @@ pub enum Reason {
     SourceSettingsChanged { source: String },
     /// The output files are missing or differ from what the last build wrote.
     OutputsChanged,
+    /// A state file is missing, or another than the last build wrote.
+    StateChanged,
     /// A rule file's content was not in the cache, so it was parsed.
     NewContent { file: String },
     /// A source's id-less rules take the uuids the ledger remembers, not those their history gives.
@@ -90,6 +92,10 @@ impl std::fmt::Display for Reason {
             Reason::OutputsChanged => {
                 write!(f, "the output files differ from what the last build wrote")
             }
+            Reason::StateChanged => write!(
+                f,
+                "a state file is missing or not the one the last build wrote: rebuilding it"
+            ),
             Reason::NewContent { file } => write!(f, "{file}: content not in the cache, parsed"),
             Reason::LedgerIdentity { source, why } => {
                 let why = match why {
