@@ -668,6 +668,10 @@ fn parse_rules(
     Ok(Parsed { jobs, cache, count })
 }
 
+/// A file [`read_and_parse`] read: job index, content hash, parse key, parse result (`None`: the
+/// content was already known).
+type ReadFile = (usize, String, String, Option<ParsedFile>);
+
 /// Reads, hashes and (unless `known` has its parse key) parses the blobs of `which` jobs, in
 /// parallel, each worker with its own repository handles (a git2 repository is not shared between
 /// threads): job index, content hash, parse key and the parse result. The bytes are dropped as soon as
@@ -677,7 +681,7 @@ fn read_and_parse(
     jobs: &[FileJob],
     which: &[usize],
     known: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Vec<(usize, String, String, Option<ParsedFile>)>> {
+) -> Result<Vec<ReadFile>> {
     let git_dirs: Vec<&Path> = snapshots.iter().map(|s| s.git_dir.as_path()).collect();
     let source_names: Vec<&str> = snapshots.iter().map(|s| s.name.as_str()).collect();
     let open_all = || -> std::result::Result<Vec<git2::Repository>, String> {

@@ -371,7 +371,9 @@ fn load_shards(
                 .collect()
         })
         .unwrap_or_default();
-    let loaded: Vec<(String, Result<(Shard, String), String>)> = names
+    /// A shard's name and its records with its checksum, or why it was not used.
+    type Loaded = (String, std::result::Result<(Shard, String), String>);
+    let loaded: Vec<Loaded> = names
         .into_par_iter()
         .map(|name| {
             let body = read_checked(&dir.join(&name)).and_then(|b| b.ok_or_else(|| "gone".into()));
