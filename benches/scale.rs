@@ -253,6 +253,8 @@ struct Figures {
     clean: Cost,
     noop: Cost,
     change: Cost,
+    /// Stage timings (ms, wall) of one more incremental run, when it is one commit.
+    stages: String,
 }
 
 fn build_args<'a>(source: &'a str, attack: &'a str, out: &'a str, state: &'a str) -> Vec<&'a str> {
@@ -330,10 +332,38 @@ fn figures(
             rss: runs.iter().map(|c| c.rss).fold(0.0, f64::max),
         }
     };
+    let stages = if next.len() == 1 {
+        // Once more, restored, with the stage timings.
+        copy_dir(&work.join("state-saved"), Path::new(&state));
+        copy_dir(&work.join("out-saved"), Path::new(&out));
+        let next_source = source(&next[0]);
+        let mut args = build_args(&next_source, attack, &out, &state);
+        args.extend(["--verbose", "--json"]);
+        let run = Command::new(bin).args(&args).output().expect("build");
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
+        summary["timings"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .map(|t| {
+                        format!(
+                            "{} {:.0}",
+                            t["stage"].as_str().unwrap_or("?"),
+                            t["ms"].as_f64().unwrap_or(0.0)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     Figures {
         clean,
         noop,
         change,
+        stages,
     }
 }
 
@@ -352,6 +382,9 @@ fn row(label: &str, f: &Figures, floor: f64) {
         pct(&f.change),
         f.change.rss,
     );
+    if !f.stages.is_empty() {
+        println!("{:<22} change stages (ms): {}", "", f.stages);
+    }
 }
 
 fn main() {
@@ -432,6 +465,7 @@ fn main() {
             &dir,
         );
         f.change = chain.change;
+        f.stages = String::new();
         row(&format!("  {name}"), &f, fl.total());
     }
     println!("  (change = mean one-commit incremental run over the last 60 commits)");

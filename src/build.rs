@@ -24,8 +24,7 @@ use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
 use crate::state::reason::{LedgerWhy, Reason};
 use crate::state::{
-    self, AttackCache, BlobInfo, BuildRecord, ParseCache, SourceState, Sources, State, checksum,
-    sha256_hex,
+    self, AttackCache, BlobInfo, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex,
 };
 
 /// A rule file of some source, and where its parse result comes from.
@@ -287,6 +286,9 @@ pub fn build(config: &Config) -> Result<Summary> {
     )?;
     let content_clock = histories.iter().map(|h| h.clock).max().unwrap_or(1);
     let cluster = emit::cluster_content(&config.galaxy, &values, &related);
+    // Formatted: the records are no longer needed while the files are written.
+    let value_count = values.len();
+    drop((values, related));
     let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
     clock.lap("format");
     let cluster = if config.value_versions {
@@ -321,7 +323,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         inputs,
         cluster_checksum: cluster_print.checksum.clone(),
         galaxy_checksum: galaxy_print.checksum.clone(),
-        values: values.len(),
+        values: value_count,
         files: snapshots
             .iter()
             .map(|s| (s.name.clone(), s.files.len()))
@@ -343,7 +345,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     clock.lap("state save");
 
     Ok(Summary {
-        values: values.len(),
+        values: value_count,
         parsed: parsed_count,
         reused: jobs.len() - parsed_count,
         added: written.added,
@@ -406,7 +408,7 @@ fn refuse_to_empty(
         return Ok(());
     }
     let previous = known
-        .filter(|k| file_checksum(cluster).is_ok_and(|c| c == k.checksum))
+        .filter(|k| state::file_checksum(cluster).is_ok_and(|c| c == k.checksum))
         .map(|k| k.values.len())
         .or_else(|| emit::count_values(cluster));
     match previous {
@@ -875,14 +877,8 @@ fn unchanged_summary(
     }
 }
 
-fn file_checksum(path: &Path) -> Result<String> {
-    std::fs::read(path)
-        .map(|b| checksum(&b))
-        .map_err(|e| Error::io(path, e))
-}
-
 /// Whether both output files still have the hashes the last build wrote.
 fn outputs_match(rec: &BuildRecord, cluster: &Path, galaxy: &Path) -> bool {
-    file_checksum(cluster).is_ok_and(|h| h == rec.cluster_checksum)
-        && file_checksum(galaxy).is_ok_and(|h| h == rec.galaxy_checksum)
+    state::file_checksum(cluster).is_ok_and(|h| h == rec.cluster_checksum)
+        && state::file_checksum(galaxy).is_ok_and(|h| h == rec.galaxy_checksum)
 }

@@ -367,11 +367,7 @@ fn follow_origins(
     step: &Step,
     origins: &mut BTreeMap<String, String>,
 ) -> Result<(), git2::Error> {
-    // A rename needs a target (added or rewritten) and another path as its source (deleted or
-    // rewritten): a commit that only adds, only deletes or edits one file has none.
-    let target = step.changes.iter().any(|c| c.new.is_some());
-    let source = step.changes.iter().any(|c| c.old.is_some());
-    let renamed = match (step.changes.len() >= 2 && target && source, step.parent) {
+    let renamed = match (may_rename(&step.changes), step.parent) {
         (true, Some(parent)) => {
             let paths: Vec<&str> = step.changes.iter().map(|c| c.path.as_str()).collect();
             rule_renames(repo, parent, step.id, &paths)?
@@ -409,6 +405,27 @@ fn follow_origins(
         };
     }
     Ok(())
+}
+
+/// Whether git's rename detection could pair two of a commit's changes, so is worth running (it reads
+/// blobs). A rename needs a target (added, or rewritten in place) and another path as its source
+/// (deleted, or rewritten): a commit that only adds, only deletes or edits one file has none. Without
+/// a deletion, a commit is taken as adds and edits unless a file now has exactly another's former
+/// content (paths swapped or rotated, a copy of a rewritten file); git could also pair a file rewritten
+/// beyond recognition with an edited copy of it there, which is left to the ledger.
+fn may_rename(changes: &[Change]) -> bool {
+    let target = changes.iter().any(|c| c.new.is_some());
+    let source = changes.iter().any(|c| c.old.is_some());
+    if changes.len() < 2 || !target || !source {
+        return false;
+    }
+    if changes.iter().any(|c| c.new.is_none()) {
+        return true;
+    }
+    let before: HashSet<Oid> = changes.iter().filter_map(|c| c.old).collect();
+    changes
+        .iter()
+        .any(|c| c.new.is_some_and(|n| before.contains(&n)))
 }
 
 /// Git's rename detection (renames, broken rewrites) between a commit and its parent, over the given

@@ -164,8 +164,9 @@ fn cluster_head(info: &GalaxyInfo, values: Vec<Json>) -> Json {
 /// An output file's content without `version`, formatted, with each value's hash (clusters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
-    /// misp-galaxy formatting of the content without `version`.
-    pub text: String,
+    /// misp-galaxy formatting of the content without `version`, in pieces to write one after the
+    /// other (a cluster's values stay in the runs they were formatted in: never copied into one text).
+    pub parts: Vec<String>,
     /// Value uuid → checksum of the value's formatted text.
     pub values: BTreeMap<String, String>,
     /// The content's identity: BLAKE3 over the formatted head (the content with no values) and the
@@ -218,7 +219,7 @@ impl Content {
             *values = json!([]);
         }
         Content {
-            text: json::to_misp_json(json),
+            parts: vec![json::to_misp_json(json)],
             hash: content_hash(&json::to_misp_json(&head), ordered.iter().map(|p| &p.1)),
             values: ordered.into_iter().collect(),
         }
@@ -260,28 +261,28 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
         runs.iter()
             .flat_map(|(_, hashes)| hashes.iter().map(|(_, h)| h)),
     );
-    let text = match head.strip_suffix("[]\n}\n") {
+    let (runs, hashes): (Vec<String>, Vec<Vec<(String, String)>>) = runs.into_iter().unzip();
+    let parts = match head.strip_suffix("[]\n}\n") {
         Some(start) if !runs.is_empty() => {
-            let size = runs
-                .iter()
-                .map(|(t, _)| t.len() + SEPARATOR.len())
-                .sum::<usize>();
-            let mut text = String::with_capacity(size + head.len());
-            text.push_str(start);
-            text.push_str("[\n    ");
-            for (n, (run, _)) in runs.iter().enumerate() {
+            let mut parts = Vec::with_capacity(2 * runs.len() + 1);
+            parts.push(format!("{start}[\n    "));
+            for (n, run) in runs.into_iter().enumerate() {
                 if n > 0 {
-                    text.push_str(SEPARATOR);
+                    parts.push(SEPARATOR.to_string());
                 }
-                text.push_str(run);
+                parts.push(run);
             }
-            text.push_str("\n  ]\n}\n");
-            text
+            parts.push("\n  ]\n}\n".to_string());
+            parts
         }
-        _ => head,
+        _ => vec![head],
     };
-    let values = runs.into_iter().flat_map(|(_, hashes)| hashes).collect();
-    Content { text, values, hash }
+    let values = hashes.into_iter().flatten().collect();
+    Content {
+        parts,
+        values,
+        hash,
+    }
 }
 
 /// The galaxy without its version.
@@ -341,8 +342,9 @@ impl Fingerprint {
 /// A file to write: its path, its bytes, its version, whether it differs from what is there.
 struct Planned {
     path: PathBuf,
-    /// The content's text; the file is its first `body` bytes, then `tail` (which adds `version`).
-    text: String,
+    /// The content's text in pieces; the file is every piece but the last, the last one's first
+    /// `body` bytes, then `tail` (which adds `version`).
+    text: Vec<String>,
     body: usize,
     tail: String,
     version: i64,
@@ -410,11 +412,11 @@ pub fn count_values(path: &Path) -> Option<usize> {
 /// The fingerprint of the output file at `path`: the recorded one if the file still has its hash,
 /// else computed from the parsed file; `None` when there is no usable file.
 fn previous(path: &Path, known: Option<&Fingerprint>) -> Option<Fingerprint> {
-    let bytes = std::fs::read(path).ok()?;
-    let file_checksum = checksum(&bytes);
+    let file_checksum = crate::state::file_checksum(path).ok()?;
     if let Some(k) = known.filter(|k| k.checksum == file_checksum) {
         return Some(k.clone());
     }
+    let bytes = std::fs::read(path).ok()?;
     let mut json: Json = serde_json::from_slice(&bytes).ok()?;
     let version = json.as_object_mut()?.remove("version")?.as_i64()?;
     Some(Fingerprint::of(&json, version, file_checksum))
@@ -469,11 +471,13 @@ pub fn value_versions(
     let version = next_version(previous(&cluster_file, known).as_ref(), &cluster.hash, base);
     let old = previous_value_versions(&cluster_file);
     let new = &cluster.values;
-    cluster.text =
-        with_value_versions(&cluster.text, |uuid| match (old.get(uuid), new.get(uuid)) {
+    let text = cluster.parts.concat();
+    cluster.parts = vec![with_value_versions(&text, |uuid| {
+        match (old.get(uuid), new.get(uuid)) {
             (Some((hash, v)), Some(h)) if hash == h => *v,
             _ => version,
-        });
+        }
+    })];
     cluster
 }
 
@@ -511,18 +515,23 @@ fn with_value_versions(text: &str, version_of: impl Fn(&str) -> i64) -> String {
 fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) -> Planned {
     // `version` sorts after every other key of a cluster or galaxy, so it is appended to the text of
     // the content without it.
-    let text = content.text;
+    let text = content.parts;
     let content_hash = content.hash;
     let version = next_version(prev, &content_hash, base);
-    let body = text
+    let last = text.last().map_or("", String::as_str);
+    let body = last
         .trim_end()
         .strip_suffix('}')
-        .unwrap_or(&text)
+        .unwrap_or(last)
         .trim_end()
         .len();
     let tail = format!(",\n  \"version\": {version}\n}}\n");
-    let file_checksum = blake3::Hasher::new()
-        .update(&text.as_bytes()[..body])
+    let mut hasher = blake3::Hasher::new();
+    for part in &text[..text.len().saturating_sub(1)] {
+        hasher.update(part.as_bytes());
+    }
+    let file_checksum = hasher
+        .update(&last.as_bytes()[..body])
         .update(tail.as_bytes())
         .finalize()
         .to_hex()
@@ -545,9 +554,16 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
 }
 
 impl Planned {
-    /// The file's bytes, in two parts.
-    fn parts(&self) -> [&str; 2] {
-        [&self.text[..self.body], &self.tail]
+    /// The file's bytes, in parts.
+    fn parts(&self) -> Vec<&str> {
+        let (last, rest) = match self.text.split_last() {
+            Some((last, rest)) => (last.as_str(), rest),
+            None => ("", &[][..]),
+        };
+        rest.iter()
+            .map(String::as_str)
+            .chain([&last[..self.body], self.tail.as_str()])
+            .collect()
     }
 }
 
@@ -636,7 +652,7 @@ mod tests {
     #[test]
     fn spliced_and_parsed_contents_hash_alike() {
         let c = Content::of(&content(1));
-        let reparsed: Json = serde_json::from_str(&c.text).expect("json");
+        let reparsed: Json = serde_json::from_str(&c.parts.concat()).expect("json");
         assert_eq!(Content::of(&reparsed), c);
         assert_ne!(Content::of(&content(2)).hash, c.hash);
     }

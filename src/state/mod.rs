@@ -100,7 +100,7 @@ use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::hash::{checksum, hex, sha256_hex};
+pub use crate::hash::{checksum, file_checksum, hex, sha256_hex};
 
 use crate::diff::History;
 use crate::error::{Error, Result};
@@ -304,7 +304,7 @@ pub fn verify(dir: &Path, written: &Checksums) -> bool {
 /// [`read_checked`]'s verdict on one file, reading it in pieces and keeping none of it: its
 /// checksum when intact.
 fn verify_file(path: &Path) -> std::result::Result<String, String> {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader};
     let file = File::open(path).map_err(|e| format!("unreadable ({e})"))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut header = Vec::new();
@@ -316,17 +316,9 @@ fn verify_file(path: &Path) -> std::result::Result<String, String> {
     }
     let want = check_header(&header)?;
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("unreadable ({e})")),
-        }
-    }
+    hasher
+        .update_reader(reader)
+        .map_err(|e| format!("unreadable ({e})"))?;
     if hasher.finalize().to_hex().as_str() != want {
         return Err("checksum mismatch (truncated or damaged)".into());
     }
