@@ -19,8 +19,9 @@
 //! With `SIGMA_GALAXY_BASELINE=/path/to/an/older/sigma-galaxy`, every build figure is also measured for
 //! that binary, interleaved, so "before" and "after" come from one run on one machine.
 //!
-//! Run: `cargo bench --bench scale` (`-- --sizes 10000,30000` to choose sizes). Needs `../shared` and
-//! `/usr/bin/time` (Debian package `time`); without them, says so and exits 0.
+//! Run: `cargo bench --bench scale` (`-- --sizes 10000,30000` to choose sizes). Needs `../shared` (or
+//! `SIGMA_GALAXY_SHARED=DIR`) and `/usr/bin/time` (Debian package `time`); without them, says so and
+//! exits 0. `SIGMA_GALAXY_BENCH_KEEP=1` keeps the generated repositories in the temporary folder.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -338,6 +339,7 @@ fn figures(
         copy_dir(&work.join("out-saved"), Path::new(&out));
         let next_source = source(&next[0]);
         let mut args = build_args(&next_source, attack, &out, &state);
+        args.retain(|a| *a != "--quiet");
         args.extend(["--verbose", "--json"]);
         let run = Command::new(bin).args(&args).output().expect("build");
         let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
@@ -498,6 +500,12 @@ fn main() {
                 &sub,
             );
             row(&format!("  {name}"), &f, fl.total());
+        }
+        if std::env::var_os("SIGMA_GALAXY_BENCH_KEEP").is_some() {
+            let kept = std::env::temp_dir().join(format!("sigma-galaxy-scale-{size}.git"));
+            let _ = std::fs::remove_dir_all(&kept);
+            std::fs::rename(&repo, &kept).expect("keep the repository");
+            println!("  (repository kept at {})", kept.display());
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

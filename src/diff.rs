@@ -110,19 +110,63 @@ pub fn changed_files(
     let old_tree = repo.find_commit(old)?.tree()?;
     let new_tree = repo.find_commit(new)?.tree()?;
     let mut out = Vec::new();
-    compare_trees(repo, Some(&old_tree), Some(&new_tree), "", filter, &mut out)?;
+    let mut trees = Trees::default();
+    compare_trees(
+        repo,
+        Some(&old_tree),
+        Some(&new_tree),
+        "",
+        filter,
+        &mut trees,
+        &mut out,
+    )?;
     Ok(out.into_iter().map(|c| (c.path, c.new)).collect())
+}
+
+/// Sub-trees of a commit's parent read while comparing the two, kept for the next comparison down the
+/// first-parent line, where that parent is the newer side: each tree is read (and inflated) once.
+#[derive(Default)]
+struct Trees<'r> {
+    /// The older side's sub-trees of the previous comparison.
+    last: HashMap<Oid, git2::Tree<'r>>,
+    /// The older side's sub-trees of this one.
+    this: HashMap<Oid, git2::Tree<'r>>,
+}
+
+impl<'r> Trees<'r> {
+    /// The sub-tree `id`, on the older (`older`) or newer side of the comparison.
+    fn get(
+        &mut self,
+        repo: &'r Repository,
+        id: Oid,
+        older: bool,
+    ) -> Result<git2::Tree<'r>, git2::Error> {
+        let tree = match self.last.get(&id).or_else(|| self.this.get(&id)) {
+            Some(t) => t.clone(),
+            None => repo.find_tree(id)?,
+        };
+        if older {
+            self.this.insert(id, tree.clone());
+        }
+        Ok(tree)
+    }
+
+    /// Moves on to the next comparison.
+    fn next(&mut self) {
+        self.last = std::mem::take(&mut self.this);
+    }
 }
 
 /// Appends the rule files that differ between two trees (either may be absent) to `out`, in path
 /// order. Entries are merged in git's order; equal entries (same name, kind and id) are skipped, so an
 /// unchanged sub-tree is never read.
-fn compare_trees(
-    repo: &Repository,
-    old: Option<&git2::Tree<'_>>,
-    new: Option<&git2::Tree<'_>>,
+fn compare_trees<'r>(
+    repo: &'r Repository,
+    old: Option<&git2::Tree<'r>>,
+    new: Option<&git2::Tree<'r>>,
     dir: &str,
     filter: &PathFilter,
+    trees: &mut Trees<'r>,
     out: &mut Vec<Change>,
 ) -> Result<(), git2::Error> {
     let len = |t: Option<&git2::Tree<'_>>| t.map_or(0, |t| t.len());
@@ -163,15 +207,21 @@ fn compare_trees(
         if tree {
             let prefix = format!("{dir}{name}/");
             if filter.may_contain(&prefix) {
-                let sub =
-                    |e: Option<&git2::TreeEntry<'_>>| e.map(|e| repo.find_tree(e.id())).transpose();
-                let (old_sub, new_sub) = (sub(o.as_ref())?, sub(n.as_ref())?);
+                let old_sub = o
+                    .as_ref()
+                    .map(|e| trees.get(repo, e.id(), true))
+                    .transpose()?;
+                let new_sub = n
+                    .as_ref()
+                    .map(|e| trees.get(repo, e.id(), false))
+                    .transpose()?;
                 compare_trees(
                     repo,
                     old_sub.as_ref(),
                     new_sub.as_ref(),
                     &prefix,
                     filter,
+                    trees,
                     out,
                 )?;
             }
@@ -250,6 +300,7 @@ pub fn walk(
     let mut steps: Vec<Step> = Vec::new();
     let mut commit = repo.find_commit(tip)?;
     let mut tree = commit.tree()?;
+    let mut trees = Trees::default();
     let mut reached_stop = false;
     let mut commits = 0;
     let mut oldest = commit.time().seconds();
@@ -269,8 +320,10 @@ pub fn walk(
             Some(&tree),
             "",
             filter,
+            &mut trees,
             &mut changes,
         )?;
+        trees.next();
         if !changes.is_empty() {
             touching.push(commit.time().seconds());
             let id = commit.id().to_string();
@@ -357,32 +410,45 @@ pub fn walk(
     ))
 }
 
-/// Carries the origins of the rule files over one commit (see [`crate::state`], "Identity"): a file
-/// git's rename detection (with broken rewrites) says was renamed from another rule file takes that
-/// file's origin; a file that was there before keeps its own; a new file with exactly the content of a
-/// rule file the commit deleted (and git did not pair) takes that file's origin; any other new file is
-/// its own origin.
+/// Carries the origins of the rule files over one commit (see [`crate::state`], "Identity"). A file
+/// (new, or rewritten: a move onto a path another file left) with exactly the bytes of a rule file the
+/// commit deleted takes that file's origin (exact moves are paired first, in path order, as git pairs
+/// them first); then a file git's rename detection (with
+/// broken rewrites, over the other changes) says was renamed from another rule file takes that file's
+/// origin; a file that was there before keeps its own; any other new file is its own origin.
 fn follow_origins(
     repo: &Repository,
     step: &Step,
     origins: &mut BTreeMap<String, String>,
 ) -> Result<(), git2::Error> {
-    let renamed = match (may_rename(&step.changes), step.parent) {
-        (true, Some(parent)) => {
-            let paths: Vec<&str> = step.changes.iter().map(|c| c.path.as_str()).collect();
-            rule_renames(repo, parent, step.id, &paths)?
+    // Former contents of the deleted paths, in path order.
+    let mut left: HashMap<Oid, std::collections::VecDeque<&str>> = HashMap::new();
+    for c in &step.changes {
+        if let (Some(old), None) = (c.old, c.new) {
+            left.entry(old).or_default().push_back(&c.path);
         }
-        _ => HashMap::new(),
-    };
-    let rename_sources: HashSet<&str> = renamed.values().map(String::as_str).collect();
-    // Content → the deleted path it was at, for deletions git did not pair (first path wins).
-    let mut gone: HashMap<Oid, &str> = HashMap::new();
-    for c in step.changes.iter().rev() {
-        if let (Some(old), None) = (c.old, c.new)
-            && !rename_sources.contains(c.path.as_str())
+    }
+    // New path → old path: exact moves, to a new path or onto one another file left.
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    for c in &step.changes {
+        if let Some(new) = c.new
+            && let Some(from) = left.get_mut(&new).and_then(|q| q.pop_front())
         {
-            gone.insert(old, &c.path);
+            renamed.insert(c.path.clone(), from.to_string());
         }
+    }
+    let paired: HashSet<&str> = renamed
+        .iter()
+        .flat_map(|(to, from)| [to.as_str(), from.as_str()])
+        .collect();
+    let rest: Vec<&Change> = step
+        .changes
+        .iter()
+        .filter(|c| !paired.contains(c.path.as_str()))
+        .collect();
+    if let (true, Some(parent)) = (may_rename(&rest), step.parent) {
+        let paths: Vec<&str> = rest.iter().map(|c| c.path.as_str()).collect();
+        renamed.extend(rule_renames(repo, parent, step.id, &paths)?);
     }
     let origin_of = |p: &str| origins.get(p).cloned().unwrap_or_else(|| p.to_string());
     let mut updates: Vec<(&str, Option<String>)> = Vec::new();
@@ -391,10 +457,7 @@ fn follow_origins(
             (_, None) => None,
             _ if renamed.contains_key(&c.path) => Some(origin_of(&renamed[&c.path])),
             (Some(_), Some(_)) => continue,
-            (None, Some(new)) => Some(match gone.remove(&new) {
-                Some(from) => origin_of(from),
-                None => c.path.clone(),
-            }),
+            (None, Some(_)) => Some(c.path.clone()),
         };
         updates.push((&c.path, origin));
     }
@@ -413,7 +476,7 @@ fn follow_origins(
 /// a deletion, a commit is taken as adds and edits unless a file now has exactly another's former
 /// content (paths swapped or rotated, a copy of a rewritten file); git could also pair a file rewritten
 /// beyond recognition with an edited copy of it there, which is left to the ledger.
-fn may_rename(changes: &[Change]) -> bool {
+fn may_rename(changes: &[&Change]) -> bool {
     let target = changes.iter().any(|c| c.new.is_some());
     let source = changes.iter().any(|c| c.old.is_some());
     if changes.len() < 2 || !target || !source {

@@ -62,10 +62,15 @@
 //!
 //! | a commit … | the file's origin |
 //! |---|---|
-//! | renames it (git's rename detection with broken rewrites, over the rule files the commit changed; edits allowed) | the origin of the path it was renamed from (this wins over the path it lands on) |
+//! | gives it (new, or onto a path another file left) exactly the bytes of a rule file the same commit deleted (paired first, in path order, as git pairs exact renames first) | the origin of that file |
+//! | renames it (git's rename detection with broken rewrites, over the commit's other rule file changes; edits allowed) | the origin of the path it was renamed from (this wins over the path it lands on) |
 //! | edits it in place | unchanged |
-//! | adds it with exactly the bytes of a rule file the same commit deleted and git did not pair | the origin of that file (the first such path) |
 //! | adds it otherwise | its own path |
+//!
+//! Rename detection reads blobs, so the walk runs it only where a rename is possible: a commit that
+//! deletes a rule file, or where a file now has exactly another's former bytes (swapped paths). A
+//! commit that only adds and edits is taken at its word, even where git would pair a file rewritten
+//! beyond recognition with an edited copy of it.
 //!
 //! Origins are a pure function of the first-parent history, so a clean build on a fresh state folder
 //! gives exactly the uuids an incremental chain of builds gave, whichever commits the chain built; a file
