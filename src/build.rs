@@ -285,7 +285,28 @@ pub fn build(config: &Config) -> Result<Summary> {
         prev.sources.outputs[0].as_ref(),
     )?;
     let content_clock = histories.iter().map(|h| h.clock).max().unwrap_or(1);
-    let cluster = emit::cluster_content(&config.galaxy, &values, &related);
+    // Unchanged values are copied from the previous cluster file, when it is the one last written.
+    let parse_keys: HashMap<(usize, &str), &str> = jobs
+        .iter()
+        .filter_map(|j| Some(((j.source, j.path.as_str()), j.key.as_deref()?)))
+        .collect();
+    let value_keys: Vec<emit::ValueKey> = values
+        .par_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let parse_key = parse_keys.get(&(v.source, v.path.as_str())).copied();
+            let r = related.get(i).map_or(&[][..], Vec::as_slice);
+            emit::value_key(parse_key.unwrap_or_default(), v, r)
+        })
+        .collect();
+    let known_cluster = prev.sources.outputs[0].as_ref();
+    let previous_text = emit::reusable(&config.out, &config.galaxy.kind, known_cluster);
+    let previous = previous_text
+        .as_deref()
+        .zip(known_cluster)
+        .map(|(text, fingerprint)| emit::Previous { text, fingerprint });
+    let cluster = emit::cluster_content(&config.galaxy, &values, &related, &value_keys, previous);
+    drop(previous_text);
     // Formatted: the records are no longer needed while the files are written.
     let value_count = values.len();
     drop((values, related));

@@ -172,6 +172,8 @@ pub struct Content {
     /// The content's identity: BLAKE3 over the formatted head (the content with no values) and the
     /// values' hashes in file order, so that it costs no second pass over the text.
     pub hash: String,
+    /// Value key → the span of the value's text in the file (clusters formatted with [`Reuse`]).
+    pub spans: BTreeMap<ValueKey, (usize, usize)>,
 }
 
 /// The content hash of a head text and the hashes of its values, in order.
@@ -222,19 +224,88 @@ impl Content {
             parts: vec![json::to_misp_json(json)],
             hash: content_hash(&json::to_misp_json(&head), ordered.iter().map(|p| &p.1)),
             values: ordered.into_iter().collect(),
+            spans: BTreeMap::new(),
         }
     }
 }
 
+/// The key under which a value's formatted text is reused: a hash of everything [`write_value`]
+/// reads. The rule record stands in by its identity, the parse key of its file's content (which
+/// covers the parser format) and its document index; merge changes nothing of a record but the
+/// uuid, title and provenance it gives, which are hashed here with the path, link and relations. The tool version
+/// is hashed too, since another version may format differently.
+pub fn value_key(parse_key: &str, v: &Value, related: &[Relation]) -> ValueKey {
+    let mut h = blake3::Hasher::new();
+    let index = v.rule.index.to_string();
+    let uuid = v.uuid.to_string();
+    let (source, url) = match &v.provenance {
+        Some(p) => (p.source.as_str(), p.url.as_deref().unwrap_or("\u{1}")),
+        None => ("\u{1}", "\u{1}"),
+    };
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        parse_key,
+        &index,
+        &v.path,
+        v.link.as_deref().unwrap_or("\u{1}"),
+        &uuid,
+        &v.title,
+        source,
+        url,
+    ] {
+        h.update(part.as_bytes());
+        h.update(&[0]);
+    }
+    for r in related {
+        h.update(r.dest.as_bytes());
+        h.update(r.kind.as_bytes());
+        for t in &r.tags {
+            h.update(&[0]);
+            h.update(t.as_bytes());
+        }
+        h.update(&[1]);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// See [`value_key`].
+pub type ValueKey = [u8; 32];
+
+/// The previous cluster file, for reusing the text of values whose [`value_key`] is unchanged.
+#[derive(Debug, Clone, Copy)]
+pub struct Previous<'a> {
+    /// The file's text, exactly as `fingerprint` describes it.
+    pub text: &'a str,
+    pub fingerprint: &'a Fingerprint,
+}
+
+/// The previous cluster file's text, when it is still the one `known` describes (so its value
+/// spans can be reused); `None` otherwise.
+pub fn reusable(out: &Path, kind: &str, known: Option<&Fingerprint>) -> Option<String> {
+    let known = known.filter(|k| !k.spans.is_empty())?;
+    let text = std::fs::read_to_string(cluster_path(out, kind)).ok()?;
+    (checksum(text.as_bytes()) == known.checksum).then_some(text)
+}
+
 /// The cluster without its version, formatted: values are formatted in parallel and spliced into the
-/// formatted head, which gives the same text as formatting the whole cluster as one JSON tree.
-pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relation>]) -> Content {
+/// formatted head, which gives the same text as formatting the whole cluster as one JSON tree. `keys`
+/// are the values' [`value_key`]s (by value index; empty: none, nothing reused or recorded); a value
+/// whose key the `previous` file has is copied from it, not formatted again.
+pub fn cluster_content(
+    info: &GalaxyInfo,
+    values: &[Value],
+    related: &[Vec<Relation>],
+    keys: &[ValueKey],
+    previous: Option<Previous<'_>>,
+) -> Content {
     /// Values are written in runs of this many, one string per run, so that a few large buffers
     /// are allocated instead of one per value.
     const RUN: usize = 128;
     const SEPARATOR: &str = ",\n    ";
     let order = sorted(values);
-    let runs: Vec<(String, Vec<(String, String)>)> = order
+    // Per run: its text, and per value its uuid, text hash, and text span in the run.
+    type Run = (String, Vec<(String, String, (usize, usize))>);
+    let runs: Vec<Run> = order
         .par_chunks(RUN)
         .map(|run| {
             let mut text = String::with_capacity(run.len() * 2048);
@@ -244,13 +315,27 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
                     text.push_str(SEPARATOR);
                 }
                 let start = text.len();
-                write_value(
-                    &mut text,
-                    &values[i],
-                    related.get(i).map_or(&[], Vec::as_slice),
-                );
-                let hash = checksum(&text.as_bytes()[start..]);
-                hashes.push((values[i].uuid.to_string(), hash));
+                let uuid = values[i].uuid.to_string();
+                let old = previous.and_then(|r| {
+                    let &(at, len) = r.fingerprint.spans.get(keys.get(i)?)?;
+                    let hash = r.fingerprint.values.get(&uuid)?;
+                    Some((r.text.get(at..at + len)?, hash))
+                });
+                let hash = match old {
+                    Some((old, hash)) => {
+                        text.push_str(old);
+                        hash.clone()
+                    }
+                    None => {
+                        write_value(
+                            &mut text,
+                            &values[i],
+                            related.get(i).map_or(&[], Vec::as_slice),
+                        );
+                        checksum(&text.as_bytes()[start..])
+                    }
+                };
+                hashes.push((uuid, hash, (start, text.len() - start)));
             }
             (text, hashes)
         })
@@ -259,17 +344,29 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
     let hash = content_hash(
         &head,
         runs.iter()
-            .flat_map(|(_, hashes)| hashes.iter().map(|(_, h)| h)),
+            .flat_map(|(_, hashes)| hashes.iter().map(|(_, h, _)| h)),
     );
-    let (runs, hashes): (Vec<String>, Vec<Vec<(String, String)>>) = runs.into_iter().unzip();
+    // Where each value's text lands in the file, by its key, for the next build to reuse.
+    let mut spans = BTreeMap::new();
+    let (runs, hashes): (Vec<String>, Vec<_>) = runs.into_iter().unzip();
     let parts = match head.strip_suffix("[]\n}\n") {
         Some(start) if !runs.is_empty() => {
             let mut parts = Vec::with_capacity(2 * runs.len() + 1);
             parts.push(format!("{start}[\n    "));
-            for (n, run) in runs.into_iter().enumerate() {
+            let mut at = parts[0].len();
+            let mut n = 0;
+            for (run, run_hashes) in runs.into_iter().zip(&hashes) {
                 if n > 0 {
                     parts.push(SEPARATOR.to_string());
+                    at += SEPARATOR.len();
                 }
+                if !keys.is_empty() {
+                    for ((_, _, (start, len)), &i) in run_hashes.iter().zip(&order[n..]) {
+                        spans.insert(keys[i], (at + start, *len));
+                    }
+                }
+                n += run_hashes.len();
+                at += run.len();
                 parts.push(run);
             }
             parts.push("\n  ]\n}\n".to_string());
@@ -277,11 +374,16 @@ pub fn cluster_content(info: &GalaxyInfo, values: &[Value], related: &[Vec<Relat
         }
         _ => vec![head],
     };
-    let values = hashes.into_iter().flatten().collect();
+    let values = hashes
+        .into_iter()
+        .flatten()
+        .map(|(uuid, hash, _)| (uuid, hash))
+        .collect();
     Content {
         parts,
         values,
         hash,
+        spans,
     }
 }
 
@@ -324,6 +426,9 @@ pub struct Fingerprint {
     pub version: i64,
     /// Value uuid → checksum of the value's text (cluster only), for the added/changed/removed counts.
     pub values: BTreeMap<String, String>,
+    /// Value key → span of its text in the file (cluster only), so that the next build copies the
+    /// text of an unchanged value instead of formatting it again.
+    pub spans: BTreeMap<ValueKey, (usize, usize)>,
 }
 
 impl Fingerprint {
@@ -335,6 +440,7 @@ impl Fingerprint {
             content: content.hash,
             version,
             values: content.values,
+            spans: BTreeMap::new(),
         }
     }
 }
@@ -544,6 +650,7 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
             content: content_hash,
             version,
             values: content.values,
+            spans: content.spans,
         },
         text,
         body,
@@ -683,6 +790,63 @@ mod tests {
         let with = json!({"values": [{"uuid": "a", "value": "A", "version": 3}]});
         let without = json!({"values": [{"uuid": "a", "value": "A"}]});
         assert_eq!(Content::of(&with).hash, Content::of(&without).hash);
+    }
+
+    #[test]
+    fn reused_value_texts_give_the_formatted_file() {
+        let info = GalaxyInfo::default();
+        let value = |n: u128, title: &str| Value {
+            uuid: uuid::Uuid::from_u128(n),
+            title: title.to_string(),
+            source: 0,
+            path: format!("rules/{n}.yml"),
+            rule: crate::parse::Rule::titled(title),
+            link: Some(format!("https://example.invalid/{n}")),
+            own_id: true,
+            provenance: None,
+        };
+        let first: Vec<Value> = (1..=300).map(|n| value(n, &format!("Rule {n}"))).collect();
+        let keys = |values: &[Value]| -> Vec<ValueKey> {
+            values.iter().map(|v| value_key("k", v, &[])).collect()
+        };
+        let related = vec![Vec::new(); first.len()];
+        let old = cluster_content(&info, &first, &related, &keys(&first), None);
+        assert_eq!(old.spans.len(), first.len());
+        let old_file = plan(PathBuf::from("c.json"), old, None, 1);
+        let text = old_file.parts().concat();
+        // One value changed, one gone, one new: the spliced text is the freshly formatted one.
+        let mut next = first.clone();
+        next[7].title = "Changed".into();
+        next.remove(100);
+        next.push(value(999, "New"));
+        let related = vec![Vec::new(); next.len()];
+        let previous = Previous {
+            text: &text,
+            fingerprint: &old_file.fingerprint,
+        };
+        let spliced = cluster_content(&info, &next, &related, &keys(&next), Some(previous));
+        let formatted = cluster_content(&info, &next, &related, &[], None);
+        assert_eq!(spliced.parts.concat(), formatted.parts.concat());
+        assert_eq!(spliced.values, formatted.values);
+        assert_eq!(spliced.hash, formatted.hash);
+        // And it was copied, not formatted: a mark in the old text of an unchanged value shows.
+        let (at, len) = old_file.fingerprint.spans[&value_key("k", &first[1], &[])];
+        let marked = format!(
+            "{}{}{}",
+            &text[..at],
+            text[at..at + len].replace("Rule 2", "Rule X"),
+            &text[at + len..]
+        );
+        let previous = Previous {
+            text: &marked,
+            fingerprint: &old_file.fingerprint,
+        };
+        let copied = cluster_content(&info, &next, &related, &keys(&next), Some(previous));
+        assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
+        // The recorded spans are where the values are.
+        let new_text = spliced.parts.concat();
+        let (at, len) = spliced.spans[&value_key("k", &next[7], &[])];
+        assert!(new_text[at..at + len].contains("\"value\": \"Changed\""));
     }
 
     #[test]

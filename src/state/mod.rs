@@ -13,7 +13,8 @@
 //!                 the checksums of the output and state files it wrote, its summary
 //!   sources.bin   per source: commit built, rule files (path → blob), history walk (last changes,
 //!                 content clock, origins of renamed files); the UUID ledger;
-//!                 fingerprints of the files written (content and per-value hashes)
+//!                 fingerprints of the files written (content and per-value hashes, and where each
+//!                 value's text is, by a key of everything it depends on, so unchanged values are copied)
 //!   blobs.bin     blob id → content hash and parse key (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
 //!                 a commit that changes a few files rewrites a few small shards
@@ -677,10 +678,10 @@ mod tests {
     #[test]
     fn a_seeded_ledger_fills_only_sources_it_knows_nothing_of() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (mut s, _, b) = sample();
+        let (mut s, _, mut b) = sample();
         s.ledger
             .record("kept", "a.yml", 0, uuid::Uuid::from_u128(1), "h");
-        save(dir.path(), &s, None, &b).expect("save");
+        save(dir.path(), &s, None, &mut b, Checksums::new()).expect("save");
         let mut seed = Ledger::default();
         seed.record("kept", "a.yml", 0, uuid::Uuid::from_u128(2), "h");
         seed.record("new", "b.yml", 0, uuid::Uuid::from_u128(3), "h");
