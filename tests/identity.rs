@@ -315,6 +315,6 @@ fn a_shallow_source_falls_back_to_the_ledger_and_says_so() {
     // The shallow history starts with the file at its new path: nothing older to follow.
     assert_eq!(
         uuids(&env, "out")["Rule 1"],
-        derived_in("shallow", "rules/b.yml", 0)
+        derived_in(s["sources"][0]["name"].as_str().unwrap(), "rules/b.yml", 0)
     );
 }

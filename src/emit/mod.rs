@@ -578,6 +578,8 @@ pub fn value_versions(
     let old = previous_value_versions(&cluster_file);
     let new = &cluster.values;
     let text = cluster.parts.concat();
+    // Versions move every value's text: none is where the spans say.
+    cluster.spans.clear();
     cluster.parts = vec![with_value_versions(&text, |uuid| {
         match (old.get(uuid), new.get(uuid)) {
             (Some((hash, v)), Some(h)) if hash == h => *v,
