@@ -17,7 +17,7 @@ use crate::emit;
 use crate::error::{Error, Result};
 use crate::findings::{Code, Finding, Severity};
 use crate::merge::{self, Candidate};
-use crate::parse::{self, ParsedFile};
+use crate::parse::{self, Limits, ParsedFile};
 use crate::relate::{self, AttackIndex};
 use crate::report::{SourceSummary, Stopwatch, Summary, Timing};
 use crate::sources::{self, Snapshot};
@@ -617,10 +617,10 @@ fn parse_rules(
     reasons: &mut Vec<Reason>,
 ) -> Result<Parsed> {
     let mut cache = ParseCache {
-        parser: key::PARSER_FORMAT,
+        parser: key::parser_stamp(&config.limits),
         ..ParseCache::default()
     };
-    let keys_valid = old.parser == key::PARSER_FORMAT;
+    let keys_valid = old.parser == cache.parser;
     let mut old_blobs = std::mem::take(&mut old.blobs);
     let mut jobs: Vec<FileJob> = Vec::new();
     for (s, snap) in snapshots.iter().enumerate() {
@@ -632,7 +632,7 @@ fn parse_rules(
             let (content, key) = match known {
                 Some(b) if keys_valid => (Some(b.content), Some(b.key)),
                 Some(b) => {
-                    let key = key::hash(&ParseKey::new(&b.content));
+                    let key = key::hash(&ParseKey::new(&b.content, &config.limits));
                     (Some(b.content), Some(key))
                 }
                 None => (None, None),
@@ -658,7 +658,7 @@ fn parse_rules(
     // Read, hash and parse in one pass per file, so that no more than one file's bytes per thread
     // are ever held: content already known under another blob is not parsed again.
     let known = |key: &str| old.entries.contains_key(key) || cache.entries.contains_key(key);
-    let read = read_and_parse(snapshots, &jobs, &unknown, &known)?;
+    let read = read_and_parse(snapshots, &jobs, &unknown, &known, &config.limits)?;
     let mut count = 0;
     for (i, content, key, parsed) in read {
         jobs[i].content = Some(content);
@@ -704,6 +704,7 @@ fn read_and_parse(
     jobs: &[FileJob],
     which: &[usize],
     known: &(dyn Fn(&str) -> bool + Sync),
+    limits: &Limits,
 ) -> Result<Vec<ReadFile>> {
     let git_dirs: Vec<&Path> = snapshots.iter().map(|s| s.git_dir.as_path()).collect();
     let source_names: Vec<&str> = snapshots.iter().map(|s| s.name.as_str()).collect();
@@ -727,8 +728,8 @@ fn read_and_parse(
                 .map_err(|e| failed(e.message().to_string()))?;
             let bytes = blob.content();
             let content = sha256_hex(bytes);
-            let key = key::hash(&ParseKey::new(&content));
-            let parsed = (!known(&key)).then(|| parse::parse_file(bytes));
+            let key = key::hash(&ParseKey::new(&content, limits));
+            let parsed = (!known(&key)).then(|| parse::parse_file(bytes, limits));
             Ok((i, content, key, parsed))
         })
         .collect()

@@ -57,6 +57,7 @@ use uuid::Uuid;
 
 use crate::cli::{BuildArgs, CheckArgs, RefStyleArg};
 use crate::error::{Error, Result};
+use crate::parse::Limits;
 use crate::weburl::{self, HostKind, Template};
 
 /// The config file looked for in the current folder when `--config` is not given.
@@ -107,6 +108,8 @@ pub struct Config {
     pub ref_style: RefStyle,
     /// Every value gets its own `version` (see [`crate::emit`]).
     pub value_versions: bool,
+    /// How much one rule file may hold (`limits:`).
+    pub limits: Limits,
 }
 
 /// What a run does with what it reads.
@@ -371,6 +374,52 @@ struct FileConfig {
     value_versions: Option<bool>,
     #[serde(default)]
     galaxy: FileGalaxy,
+    #[serde(default)]
+    limits: FileLimits,
+}
+
+/// `limits:`: every field optional, defaults from [`Limits::default`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    file_size: Option<usize>,
+    nesting_depth: Option<usize>,
+    yaml_nodes: Option<usize>,
+    yaml_text: Option<usize>,
+    field_length: Option<usize>,
+}
+
+/// The validated limits: each at least 1, the nesting depth at most what `yaml_serde` reads, the field
+/// length room for the cut marker.
+fn limits(file: FileLimits) -> Result<Limits> {
+    let d = Limits::default();
+    let limits = Limits {
+        file_size: file.file_size.unwrap_or(d.file_size),
+        nesting_depth: file.nesting_depth.unwrap_or(d.nesting_depth),
+        yaml_nodes: file.yaml_nodes.unwrap_or(d.yaml_nodes),
+        yaml_text: file.yaml_text.unwrap_or(d.yaml_text),
+        field_length: file.field_length.unwrap_or(d.field_length),
+    };
+    let bad = |name: &str, why: String| Err(Error::config(format!("`limits.{name}` {why}")));
+    if limits.nesting_depth == 0 || limits.nesting_depth > Limits::MAX_NESTING_DEPTH {
+        return bad(
+            "nesting_depth",
+            format!("must be 1 to {}", Limits::MAX_NESTING_DEPTH),
+        );
+    }
+    if limits.field_length < 64 {
+        return bad("field_length", "must be at least 64 bytes".to_owned());
+    }
+    for (name, value) in [
+        ("file_size", limits.file_size),
+        ("yaml_nodes", limits.yaml_nodes),
+        ("yaml_text", limits.yaml_text),
+    ] {
+        if value == 0 {
+            return bad(name, "must be at least 1".to_owned());
+        }
+    }
+    Ok(limits)
 }
 
 #[derive(Debug, Deserialize)]
@@ -642,6 +691,7 @@ impl Config {
             state,
             attack_clusters,
             galaxy: galaxy_info(file.galaxy)?,
+            limits: limits(file.limits)?,
             strict: args.strict || file.strict.unwrap_or(false),
             filters: args.filters || file.filters.unwrap_or(false),
             provenance: file.provenance.unwrap_or(several),

@@ -82,6 +82,62 @@ impl<'a> Layout<'a> {
         })
     }
 
+    /// The 0-based index of the document that holds 1-based line `line`.
+    pub(crate) fn document_of_line(&self, line: u32) -> usize {
+        let line = usize::try_from(line).unwrap_or(usize::MAX);
+        self.documents
+            .partition_point(|start| start.first < line)
+            .saturating_sub(1)
+    }
+
+    /// The 1-based lines where `key` is written in the mapping at `path` (keys from the root) of
+    /// document `index`, in order; empty when the scan cannot tell (a flow mapping, say). Entries of
+    /// lists (`- key:`) count as the mapping's own lines.
+    pub(crate) fn key_lines(&self, index: usize, path: &[&str], key: &str) -> Vec<u32> {
+        let Some(start) = self.documents.get(index) else {
+            return Vec::new();
+        };
+        let end = self
+            .documents
+            .get(index + 1)
+            .map_or(self.lines.len(), |next| next.first);
+        let Some(lines) = self.lines.get(start.first..end) else {
+            return Vec::new();
+        };
+        // The block to look in: the document, or the lines below the parent key.
+        let (from, parent_indent) = if path.is_empty() {
+            (0, None)
+        } else {
+            let Some(parent) = self.find_key(start.first, end, path) else {
+                return Vec::new();
+            };
+            let at = to_usize(parent).saturating_sub(1 + start.first);
+            let parent_indent = lines.get(at).map(|line| indent(line));
+            (at + 1, parent_indent)
+        };
+        let mut found: Vec<(usize, u32)> = Vec::new();
+        for (i, line) in lines.iter().enumerate().skip(from) {
+            if !is_content(line) || marker(line, "---").is_some() {
+                continue;
+            }
+            if parent_indent.is_some_and(|p| indent(line) <= p) {
+                break;
+            }
+            let item = line.trim_start_matches([' ', '-']);
+            if has_key(item, key) {
+                let column = line.len() - item.len();
+                found.push((column, to_u32(start.first + i + 1)));
+            }
+        }
+        // The lines at the column of the first one: the same mapping.
+        let column = found.first().map(|&(c, _)| c);
+        found
+            .into_iter()
+            .filter(|&(c, _)| Some(c) == column)
+            .map(|(_, line)| line)
+            .collect()
+    }
+
     /// Looks for `path` in lines `first..end` (one document).
     fn find_key(&self, first: usize, end: usize, path: &[&str]) -> Option<u32> {
         let lines = self.lines.get(first..end)?;
@@ -117,6 +173,10 @@ impl<'a> Layout<'a> {
 pub(crate) fn line_of_byte(bytes: &[u8], offset: usize) -> u32 {
     let before = bytes.get(..offset).unwrap_or(bytes);
     to_u32(before.iter().filter(|&&b| b == b'\n').count() + 1)
+}
+
+fn to_usize(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn to_u32(n: usize) -> u32 {

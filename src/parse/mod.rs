@@ -10,12 +10,25 @@
 //!
 //! - **Encoding.** The bytes must be UTF-8; a leading byte order mark is ignored. Otherwise the file
 //!   yields one [`Problem`] at the line of the first bad byte, and no rules.
+//! - **Limits.** A file larger than [`Limits::file_size`], or whose flow collections (`[`, `{`) nest
+//!   deeper than [`Limits::nesting_depth`], is one [`Problem`] ([`Code::LimitExceeded`]) and no rules;
+//!   a cheap scan (`scan.rs`) finds deep nesting before libyaml, whose cost grows with the square of
+//!   it, sees the file. Block nesting past the limit, and documents that load more nodes or text than
+//!   [`Limits::yaml_nodes`] / [`Limits::yaml_text`] (aliases expanded: alias bombs), are a problem for
+//!   their document. Texts longer than [`Limits::field_length`] are cut ([`Code::FieldTooLong`]).
 //! - **Documents.** Each YAML document is loaded into a tree first (`yaml.rs`), then, for collections,
 //!   merged (`collection.rs`), then read into a [`Rule`] (`rule.rs`). A document that cannot be loaded
-//!   (malformed YAML, a duplicate mapping key, a non-standard tag `!foo`) or read (a field of the
-//!   wrong type, a bad collection action) is one [`Problem`], at the line `yaml_serde` reports or, for
-//!   a field, at the line of its key; that document is skipped and the others still count. After a
-//!   YAML *syntax* error no later document of the file can be read (libyaml does not resume).
+//!   (malformed YAML, a repeated metadata key, a YAML tag other than PyYAML `safe_load`'s such as
+//!   `!!python/object` or `!foo`) or read (a field of the wrong type, a bad collection action) is one
+//!   [`Problem`], at the line `yaml_serde` or the scan reports or, for a field, at the line of its key;
+//!   that document is skipped and the others still count. After a YAML *syntax* error no later
+//!   document of the file can be read (libyaml does not resume).
+//! - **Repeated keys.** In the metadata (`title`, `id`, `tags`, `logsource`, ...) a repeated key makes
+//!   the rule ambiguous: [`Code::DuplicateKey`], skipped. Elsewhere (`detection`, custom fields) the
+//!   last value wins, in the first key's place, as PyYAML and pySigma do, with a
+//!   [`Code::DuplicateDetectionKey`] warning naming both lines.
+//! - **Warnings.** A [`Problem`] whose code is a warning (a coerced type, a cut text, a repeated
+//!   detection key) does not skip its rule.
 //! - **Not rules.** Documents that are not mappings, have no (or an empty) `title`, or have none of
 //!   `detection`, `correlation` and `filter` are skipped without a problem, as are the `global` and
 //!   `reset` documents of collections. [`RuleKind`] is taken from the first of those three keys present.
@@ -33,9 +46,11 @@
 //! a text field holds `yes`, `1.10` or `0x1F`, into `True`, `1.1` and `31`. Here a plain scalar that
 //! YAML reads as a number or boolean is taken **as written** wherever text is expected (`1.10`,
 //! `0x1F`, `True`, `yes`), since MISP stores meta as strings and the author's text is the most useful
-//! value. A list or mapping where text is expected is a type error. Text fields are trimmed and are
+//! value, with a [`Code::CoercedType`] warning. A list or mapping where text is expected is a type
+//! error ([`Code::WrongType`]; the rule is skipped). Text fields are trimmed and are
 //! `None` when absent, null or empty. List fields (`references`, `tags`, `falsepositives`,
-//! `correlation.rules`) take a list of texts or a single text, trimmed, dropping null and empty
+//! `correlation.rules`) take a list of texts or a single text (a [`Code::CoercedType`] warning),
+//! trimmed, dropping null and empty
 //! entries; `references` is de-duplicated keeping the first occurrence. `related` must be a list of
 //! mappings each with a non-empty `id` and `type`.
 
@@ -43,10 +58,14 @@ mod collection;
 mod lines;
 pub mod lint;
 mod rule;
+mod scan;
 mod yaml;
 
 #[cfg(test)]
 mod tests;
+
+use std::cell::Cell;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +73,9 @@ use crate::findings::Code;
 
 use self::collection::Collection;
 use self::lines::Layout;
-use self::yaml::{Document, Node};
+use self::yaml::{Budget, Document, Node};
+
+pub use self::rule::CUT_MARKER;
 
 /// What kind of Sigma document a record came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,7 +169,8 @@ impl Rule {
     }
 }
 
-/// Something wrong with a file or one of its documents. The document is skipped; the build goes on.
+/// Something wrong with a file or one of its documents. When its code is an error the document is
+/// skipped; a warning's rule is kept. The build goes on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// 1-based line in the file, where known.
@@ -165,86 +187,234 @@ pub struct ParsedFile {
     pub problems: Vec<Problem>,
 }
 
-/// Parses the bytes of one rule file.
+/// How much one rule file may hold. Files past a limit are reported ([`Code::LimitExceeded`]) instead
+/// of read, so that parsing costs time and memory in proportion to the file's size, whatever its shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The largest file read, in bytes.
+    pub file_size: usize,
+    /// How deep lists and mappings may nest.
+    pub nesting_depth: usize,
+    /// How many YAML nodes a file may load, aliases expanded (each use of an alias counts its nodes
+    /// again): the guard against alias bombs.
+    pub yaml_nodes: usize,
+    /// How many bytes of scalar text a file may load, aliases expanded.
+    pub yaml_text: usize,
+    /// The longest text field kept, in bytes; longer ones are cut ([`Code::FieldTooLong`]). MISP stores
+    /// a value's description and meta in TEXT columns of 65,535 bytes.
+    pub field_length: usize,
+}
+
+impl Limits {
+    /// `yaml_serde` refuses to nest deeper than this whatever the limit says.
+    pub const MAX_NESTING_DEPTH: usize = 128;
+}
+
+impl Default for Limits {
+    /// Far above SigmaHQ's largest rule (see the README's table of limits).
+    fn default() -> Self {
+        Limits {
+            file_size: 1 << 21,
+            nesting_depth: 64,
+            yaml_nodes: 200_000,
+            yaml_text: 1 << 24,
+            field_length: 65_535,
+        }
+    }
+}
+
+/// How many field and key line look-ups one file gets: each scans the document's lines, so a file of
+/// many bad documents must not cost one scan per document.
+const LINE_LOOKUPS: usize = 100;
+
+/// Parses the bytes of one rule file within `limits`.
 ///
 /// Never panics. Documents that are not Sigma rules (no `title`, or neither `detection` nor `correlation`
 /// nor `filter`) are skipped silently. Filter rules are returned with [`RuleKind::Filter`]; the caller decides
 /// whether to keep them.
-pub fn parse_file(bytes: &[u8]) -> ParsedFile {
+pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
+    let only = |line: u32, code: Code, message: String| ParsedFile {
+        rules: Vec::new(),
+        problems: vec![Problem {
+            line: Some(line),
+            code,
+            message,
+        }],
+    };
+    if bytes.len() > limits.file_size {
+        let message = format!(
+            "the file is {} bytes, more than the limit of {}",
+            bytes.len(),
+            limits.file_size
+        );
+        return only(1, Code::LimitExceeded, message);
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text.strip_prefix('\u{feff}').unwrap_or(text),
         Err(e) => {
             let line = lines::line_of_byte(bytes, e.valid_up_to());
-            let message = "the file is not valid UTF-8".to_owned();
-            return ParsedFile {
-                rules: Vec::new(),
-                problems: vec![Problem {
-                    line: Some(line),
-                    code: Code::NotUtf8,
-                    message,
-                }],
-            };
+            return only(
+                line,
+                Code::NotUtf8,
+                "the file is not valid UTF-8".to_owned(),
+            );
         }
     };
-    let layout = Layout::new(text);
-    let mut collection = Collection::default();
-    let mut parsed = ParsedFile::default();
-    for document in yaml::documents(text) {
-        let index = document.index;
-        match read_document(document, &layout, &mut collection) {
-            Ok(Some(rule)) => {
-                let findings = lint::lint(&rule, |key| layout.key_line(index, &[key]));
-                parsed.problems.extend(findings);
-                parsed.rules.push(rule);
-            }
-            Ok(None) => {}
-            Err(problem) => parsed.problems.push(problem),
-        }
+    let depth = limits.nesting_depth.min(Limits::MAX_NESTING_DEPTH);
+    let scanned = scan::scan(text, depth);
+    if let Some(line) = scanned.too_deep {
+        let message = format!("lists and mappings nest deeper than {depth} levels");
+        return only(line, Code::LimitExceeded, message);
     }
-    parsed
+    let layout = Layout::new(text);
+    // The first unsafe tag of each document.
+    let mut tags: HashMap<usize, (u32, String)> = HashMap::new();
+    for (line, tag) in scanned.tags {
+        tags.entry(layout.document_of_line(line))
+            .or_insert((line, tag));
+    }
+    let budget = Budget::new(limits.yaml_nodes, limits.yaml_text, depth);
+    let mut reader = Reader {
+        layout: &layout,
+        collection: Collection::default(),
+        lookups: Cell::new(LINE_LOOKUPS),
+        field_length: limits.field_length,
+        budget: &budget,
+        parsed: ParsedFile::default(),
+    };
+    for document in yaml::documents(text, &budget) {
+        if let Some((line, tag)) = tags.remove(&document.index) {
+            let message = format!("unsafe YAML tag `{tag}`: only plain YAML is read");
+            reader.parsed.problems.push(Problem {
+                line: Some(line),
+                code: Code::UnsafeYamlTag,
+                message,
+            });
+            continue;
+        }
+        reader.document(document);
+    }
+    reader.parsed
 }
 
-/// Reads one YAML document of a file as a rule: `Ok(None)` when it is not one.
-fn read_document(
-    document: Document,
-    layout: &Layout<'_>,
-    collection: &mut Collection,
-) -> Result<Option<Rule>, Problem> {
-    let index = document.index;
-    let start = layout.document_line(index);
-    let problem = |line: Option<u32>, code: Code, message: String| Problem {
-        line: Some(line.unwrap_or(start)),
-        code,
-        message,
-    };
-    let map = match document.node {
-        Ok(Node::Map(map)) => map,
-        Ok(_) => return Ok(None),
-        Err(e) => {
-            let rest_lost = e.fatal && layout.document_line(index + 1) > start;
-            let note = if rest_lost {
-                " (the rest of the file cannot be read)"
-            } else {
-                ""
-            };
-            return Err(problem(
-                e.line.map(|line| layout.clamp(line)),
-                e.code,
-                format!("invalid YAML: {}{note}", e.message),
-            ));
-        }
-    };
-    let merged = collection.next(map).map_err(|message| {
-        problem(
-            layout.key_line(index, &["action"]),
-            Code::InvalidCollection,
+/// Reads the documents of one file.
+struct Reader<'a> {
+    layout: &'a Layout<'a>,
+    collection: Collection,
+    /// Line look-ups left (see [`LINE_LOOKUPS`]).
+    lookups: Cell<usize>,
+    field_length: usize,
+    budget: &'a Budget,
+    parsed: ParsedFile,
+}
+
+impl Reader<'_> {
+    /// The line of the key at `path` in document `index`, while look-ups last.
+    fn key_line(&self, index: usize, path: &[&str]) -> Option<u32> {
+        self.lookups.set(self.lookups.get().checked_sub(1)?);
+        self.layout.key_line(index, path)
+    }
+
+    fn problem(&mut self, line: Option<u32>, code: Code, message: String) {
+        self.parsed.problems.push(Problem {
+            line,
+            code,
             message,
-        )
-    })?;
-    let Some(merged) = merged else {
-        return Ok(None);
-    };
-    let rule_index = u32::try_from(index).unwrap_or(u32::MAX);
-    rule::read_rule(&merged, rule_index, start)
-        .map_err(|e| problem(layout.key_line(index, &e.path), e.code, e.message))
+        });
+    }
+
+    /// Reads one document: a rule, nothing, or a problem.
+    fn document(&mut self, document: Document) {
+        let index = document.index;
+        let start = self.layout.document_line(index);
+        let map = match document.node {
+            Ok(Node::Map(map)) => map,
+            Ok(_) => return,
+            Err(e) => {
+                let rest_lost = e.fatal && self.layout.document_line(index + 1) > start;
+                let note = if rest_lost {
+                    " (the rest of the file cannot be read)"
+                } else {
+                    ""
+                };
+                let line = e.line.map_or(start, |line| self.layout.clamp(line));
+                self.problem(
+                    Some(line),
+                    e.code,
+                    format!("invalid YAML: {}{note}", e.message),
+                );
+                return;
+            }
+        };
+        for dup in document.duplicates {
+            self.duplicate(index, start, &dup);
+        }
+        let merged = match self.collection.next(map) {
+            Ok(Some(merged)) => merged,
+            Ok(None) => return,
+            Err(message) => {
+                let line = self.key_line(index, &["action"]).unwrap_or(start);
+                self.problem(Some(line), Code::InvalidCollection, message);
+                return;
+            }
+        };
+        // A collection copies its global document into each rule: that counts against the budget.
+        if !merged
+            .iter()
+            .all(|(key, value)| self.budget.take_tree(key) && self.budget.take_tree(value))
+        {
+            let message = "the file loads more YAML nodes or text than the limits allow (collection documents merged)".to_owned();
+            self.problem(Some(start), Code::LimitExceeded, message);
+            return;
+        }
+        let rule_index = u32::try_from(index).unwrap_or(u32::MAX);
+        match rule::read_rule(&merged, rule_index, start, self.field_length) {
+            Ok(Some((rule, warnings))) => {
+                for w in warnings {
+                    let line = self.key_line(index, &w.path).unwrap_or(start);
+                    self.problem(Some(line), w.code, w.message);
+                }
+                let findings = lint::lint(&rule, |key| self.key_line(index, &[key]));
+                self.parsed.problems.extend(findings);
+                self.parsed.rules.push(rule);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let line = self.key_line(index, &e.path).unwrap_or(start);
+                self.problem(Some(line), e.code, e.message);
+            }
+        }
+    }
+
+    /// Reports a key repeated outside the metadata, on the lines where it is written.
+    fn duplicate(&mut self, index: usize, start: u32, dup: &yaml::Duplicate) {
+        let field = dup
+            .path
+            .iter()
+            .chain(std::iter::once(&dup.key))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(".");
+        let lines = match self.lookups.get().checked_sub(1) {
+            Some(left) => {
+                self.lookups.set(left);
+                let path: Vec<&str> = dup.path.iter().map(String::as_str).collect();
+                self.layout.key_lines(index, &path, &dup.key)
+            }
+            None => Vec::new(),
+        };
+        let (line, message) = match lines.as_slice() {
+            [first, .., last] => (
+                *last,
+                format!(
+                    "duplicate key `{field}` (lines {first} and {last}): the last value is used"
+                ),
+            ),
+            _ => (
+                start,
+                format!("duplicate key `{field}`: the last value is used"),
+            ),
+        };
+        self.problem(Some(line), Code::DuplicateDetectionKey, message);
+    }
 }

@@ -32,9 +32,36 @@ fn error(path: &[&'static str], message: String) -> FieldError {
     }
 }
 
-/// Reads a document as a rule. `Ok(None)`: not a Sigma rule at all (neither a title nor a detection,
-/// correlation or filter; skipped silently). Only one of the two is an error.
-pub(crate) fn read_rule(map: &Map, index: u32, line: u32) -> Result<Option<Rule>> {
+/// Something read but adjusted: a value coerced to Sigma's type, or cut to the length limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldWarning {
+    /// Key path of the field.
+    pub path: Vec<&'static str>,
+    pub code: Code,
+    pub message: String,
+}
+
+/// The marker that ends a text cut to the length limit.
+pub const CUT_MARKER: &str = " [… cut]";
+
+/// Reads the fields of one document, collecting what it adjusts.
+struct Reader<'m> {
+    map: &'m Map,
+    /// The longest text a field may hold, in bytes.
+    max_text: usize,
+    warnings: Vec<FieldWarning>,
+}
+
+/// Reads a document as a rule, with what was adjusted on the way. `Ok(None)`: not a Sigma rule at
+/// all (neither a title nor a detection, correlation or filter; skipped silently). Only one of the
+/// two is an error. Texts longer than `max_text` bytes (the title excepted: merge shortens it to
+/// what a MISP tag holds) are cut at a character boundary and end with [`CUT_MARKER`].
+pub(crate) fn read_rule(
+    map: &Map,
+    index: u32,
+    line: u32,
+    max_text: usize,
+) -> Result<Option<(Rule, Vec<FieldWarning>)>> {
     let kind = if map.get("detection").is_some() {
         Some(RuleKind::Detection)
     } else if map.get("correlation").is_some() {
@@ -44,7 +71,12 @@ pub(crate) fn read_rule(map: &Map, index: u32, line: u32) -> Result<Option<Rule>
     } else {
         None
     };
-    let title = text(map, &["title"])?;
+    let mut r = Reader {
+        map,
+        max_text: usize::MAX,
+        warnings: Vec::new(),
+    };
+    let title = r.text(&["title"])?;
     let missing = |code, message: &str| FieldError {
         path: Vec::new(),
         code,
@@ -66,29 +98,31 @@ pub(crate) fn read_rule(map: &Map, index: u32, line: u32) -> Result<Option<Rule>
             ));
         }
     };
-    Ok(Some(Rule {
+    r.max_text = max_text;
+    let rule = Rule {
         index,
         line,
         kind,
-        id: text(map, &["id"])?,
-        name: text(map, &["name"])?,
+        id: r.text(&["id"])?,
+        name: r.text(&["name"])?,
         title,
-        description: text(map, &["description"])?,
-        references: dedup(texts(map, &["references"])?),
-        tags: texts(map, &["tags"])?,
-        date: text(map, &["date"])?,
-        modified: text(map, &["modified"])?,
-        author: text(map, &["author"])?,
-        level: text(map, &["level"])?,
-        status: text(map, &["status"])?,
-        falsepositives: texts(map, &["falsepositives"])?,
-        logsource: logsource(map)?,
-        related: related(map)?,
+        description: r.text(&["description"])?,
+        references: dedup(r.texts(&["references"])?),
+        tags: r.texts(&["tags"])?,
+        date: r.text(&["date"])?,
+        modified: r.text(&["modified"])?,
+        author: r.text(&["author"])?,
+        level: r.text(&["level"])?,
+        status: r.text(&["status"])?,
+        falsepositives: r.texts(&["falsepositives"])?,
+        logsource: r.logsource()?,
+        related: r.related()?,
         correlates: match kind {
-            RuleKind::Correlation => correlates(map)?,
+            RuleKind::Correlation => r.correlates()?,
             RuleKind::Detection | RuleKind::Filter => Vec::new(),
         },
-    }))
+    };
+    Ok(Some((rule, r.warnings)))
 }
 
 /// The node at a key path, if every step is a mapping that has the key.
@@ -116,50 +150,145 @@ fn scalar_text(node: &Node) -> Option<Option<String>> {
     }
 }
 
-/// A text field: `None` when absent, null or empty after trimming.
-fn text(map: &Map, path: &[&'static str]) -> Result<Option<String>> {
-    let Some(node) = lookup(map, path) else {
-        return Ok(None);
-    };
-    scalar_text(node).ok_or_else(|| {
-        error(
-            path,
-            format!("`{}` must be text, not {}", path.join("."), node.kind()),
-        )
-    })
+/// `text` cut to at most `max` bytes at a character boundary, ending with [`CUT_MARKER`]; `None`
+/// when it fits.
+pub(crate) fn cut(text: &str, max: usize) -> Option<String> {
+    if text.len() <= max {
+        return None;
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!("{}{CUT_MARKER}", text[..end].trim_end()))
 }
 
-/// A list of texts, or one text as a one-element list; null and empty entries are dropped.
-fn texts(map: &Map, path: &[&'static str]) -> Result<Vec<String>> {
-    let Some(node) = lookup(map, path) else {
-        return Ok(Vec::new());
-    };
-    let items = match node {
-        Node::Seq(items) => items.as_slice(),
-        single => std::slice::from_ref(single),
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        match scalar_text(item) {
-            Some(text) => out.extend(text),
-            None => {
-                let field = path.join(".");
-                let message = match node {
-                    Node::Seq(_) => format!(
-                        "`{field}` must be a list of texts, but item {} is {}",
-                        i + 1,
-                        item.kind()
-                    ),
-                    _ => format!(
-                        "`{field}` must be a list of texts or one text, not {}",
-                        item.kind()
-                    ),
-                };
-                return Err(error(path, message));
+impl Reader<'_> {
+    fn warn(&mut self, path: &[&'static str], code: Code, message: String) {
+        self.warnings.push(FieldWarning {
+            path: path.to_vec(),
+            code,
+            message,
+        });
+    }
+
+    /// Cuts a text to the length limit, with a warning.
+    fn capped(&mut self, path: &[&'static str], text: String) -> String {
+        match cut(&text, self.max_text) {
+            Some(short) => {
+                let message = format!(
+                    "`{}` is {} bytes, more than the {} MISP stores; it is cut",
+                    path.join("."),
+                    text.len(),
+                    self.max_text
+                );
+                self.warn(path, Code::FieldTooLong, message);
+                short
             }
+            None => text,
         }
     }
-    Ok(out)
+
+    /// A text field: `None` when absent, null or empty after trimming.
+    fn text(&mut self, path: &[&'static str]) -> Result<Option<String>> {
+        let Some(node) = lookup(self.map, path) else {
+            return Ok(None);
+        };
+        let field = path.join(".");
+        let text = scalar_text(node)
+            .ok_or_else(|| error(path, format!("`{field}` must be text, not {}", node.kind())))?;
+        if let (Node::Plain(written), Some(_)) = (node, &text) {
+            let message = format!(
+                "`{field}` is {} (`{}`), not text; it is used as written",
+                node.kind(),
+                written.trim()
+            );
+            self.warn(path, Code::CoercedType, message);
+        }
+        Ok(text.map(|text| self.capped(path, text)))
+    }
+
+    /// A list of texts, or one text as a one-element list; null and empty entries are dropped.
+    fn texts(&mut self, path: &[&'static str]) -> Result<Vec<String>> {
+        let Some(node) = lookup(self.map, path) else {
+            return Ok(Vec::new());
+        };
+        let field = path.join(".");
+        let items = match node {
+            Node::Seq(items) => items.as_slice(),
+            Node::Null => &[],
+            single => {
+                if matches!(scalar_text(single), Some(Some(_))) {
+                    let message = format!(
+                        "`{field}` is one text, not a list; it is used as a one-element list"
+                    );
+                    self.warn(path, Code::CoercedType, message);
+                }
+                std::slice::from_ref(single)
+            }
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut coerced = None;
+        for (i, item) in items.iter().enumerate() {
+            match scalar_text(item) {
+                Some(text) => {
+                    if let (Node::Seq(_), Node::Plain(written), Some(_)) = (node, item, &text) {
+                        coerced.get_or_insert((i + 1, written.trim().to_owned()));
+                    }
+                    out.extend(text.map(|text| self.capped(path, text)));
+                }
+                None => {
+                    let message = match node {
+                        Node::Seq(_) => format!(
+                            "`{field}` must be a list of texts, but item {} is {}",
+                            i + 1,
+                            item.kind()
+                        ),
+                        _ => format!(
+                            "`{field}` must be a list of texts or one text, not {}",
+                            item.kind()
+                        ),
+                    };
+                    return Err(error(path, message));
+                }
+            }
+        }
+        if let Some((n, written)) = coerced {
+            let message = format!(
+                "`{field}` item {n} is a number or boolean (`{written}`), not text; it is used as written"
+            );
+            self.warn(path, Code::CoercedType, message);
+        }
+        Ok(out)
+    }
+
+    fn logsource(&mut self) -> Result<LogSource> {
+        match self.map.get("logsource") {
+            None | Some(Node::Null) | Some(Node::Map(_)) => Ok(LogSource {
+                category: self.text(&["logsource", "category"])?,
+                product: self.text(&["logsource", "product"])?,
+                service: self.text(&["logsource", "service"])?,
+            }),
+            Some(other) => Err(error(
+                &["logsource"],
+                format!("`logsource` must be a mapping, not {}", other.kind()),
+            )),
+        }
+    }
+
+    fn related(&mut self) -> Result<Vec<RelatedRule>> {
+        related(self.map)
+    }
+
+    fn correlates(&mut self) -> Result<Vec<String>> {
+        match self.map.get("correlation") {
+            None | Some(Node::Null) | Some(Node::Map(_)) => self.texts(&["correlation", "rules"]),
+            Some(other) => Err(error(
+                &["correlation"],
+                format!("`correlation` must be a mapping, not {}", other.kind()),
+            )),
+        }
+    }
 }
 
 fn dedup(items: Vec<String>) -> Vec<String> {
@@ -168,20 +297,6 @@ fn dedup(items: Vec<String>) -> Vec<String> {
         .into_iter()
         .filter(|item| seen.insert(item.clone()))
         .collect()
-}
-
-fn logsource(map: &Map) -> Result<LogSource> {
-    match map.get("logsource") {
-        None | Some(Node::Null) | Some(Node::Map(_)) => Ok(LogSource {
-            category: text(map, &["logsource", "category"])?,
-            product: text(map, &["logsource", "product"])?,
-            service: text(map, &["logsource", "service"])?,
-        }),
-        Some(other) => Err(error(
-            &["logsource"],
-            format!("`logsource` must be a mapping, not {}", other.kind()),
-        )),
-    }
 }
 
 fn related(map: &Map) -> Result<Vec<RelatedRule>> {
@@ -224,14 +339,4 @@ fn related(map: &Map) -> Result<Vec<RelatedRule>> {
         });
     }
     Ok(out)
-}
-
-fn correlates(map: &Map) -> Result<Vec<String>> {
-    match map.get("correlation") {
-        None | Some(Node::Null) | Some(Node::Map(_)) => texts(map, &["correlation", "rules"]),
-        Some(other) => Err(error(
-            &["correlation"],
-            format!("`correlation` must be a mapping, not {}", other.kind()),
-        )),
-    }
 }

@@ -6,7 +6,7 @@ use super::*;
 
 /// Parses `text` and leaves out the lint findings (tested in `lint.rs`): what reading reports.
 fn parse(text: &str) -> ParsedFile {
-    without_lints(parse_file(text.as_bytes()))
+    without_lints(parse_file(text.as_bytes(), &Limits::default()))
 }
 
 fn without_lints(mut parsed: ParsedFile) -> ParsedFile {
@@ -20,6 +20,14 @@ fn one_rule(text: &str) -> Rule {
     assert_eq!(parsed.problems, vec![], "{text}");
     assert_eq!(parsed.rules.len(), 1, "{parsed:?}");
     parsed.rules.into_iter().next().unwrap()
+}
+
+/// The only rule of a file, with the (line, code) of every problem it was read with.
+fn rule_with(text: &str) -> (Rule, Vec<(Option<u32>, Code)>) {
+    let parsed = parse(text);
+    assert_eq!(parsed.rules.len(), 1, "{parsed:?}");
+    let problems = parsed.problems.iter().map(|p| (p.line, p.code)).collect();
+    (parsed.rules.into_iter().next().unwrap(), problems)
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -153,8 +161,9 @@ fn description_is_trimmed() {
 
 #[test]
 fn falsepositives_string_or_list() {
-    let rule = one_rule("title: T\nfalsepositives: Unknown\ndetection: {}\n");
+    let (rule, problems) = rule_with("title: T\nfalsepositives: Unknown\ndetection: {}\n");
     assert_eq!(rule.falsepositives, strings(&["Unknown"]));
+    assert_eq!(problems, vec![(Some(2), Code::CoercedType)]);
     let rule =
         one_rule("title: T\nfalsepositives:\n  - A\n  -\n  - ''\n  - ' B '\ndetection: {}\n");
     assert_eq!(rule.falsepositives, strings(&["A", "B"]));
@@ -169,16 +178,22 @@ fn references_are_deduplicated_in_order() {
         one_rule(text).references,
         strings(&["https://b", "https://a", "https://c"])
     );
-    assert_eq!(
-        one_rule("title: T\nreferences: https://x\ndetection: {}\n").references,
-        strings(&["https://x"])
-    );
+    let (rule, problems) = rule_with("title: T\nreferences: https://x\ndetection: {}\n");
+    assert_eq!(rule.references, strings(&["https://x"]));
+    assert_eq!(problems, vec![(Some(2), Code::CoercedType)]);
 }
 
 #[test]
 fn plain_scalars_are_taken_as_written() {
     let text = "title: 1.10\nid: 0x1F\nauthor: yes\nlevel: True\ndate: 2024-01-01\nmodified: 2022/08/28\ntags: [1e3, false]\ndetection: {}\n";
-    let rule = one_rule(text);
+    let (rule, problems) = rule_with(text);
+    // Every coerced field is reported at its line: title, id, tags item 1 and level (`yes` is a
+    // string in YAML 1.2).
+    let coerced = |line| (Some(line), Code::CoercedType);
+    assert_eq!(
+        problems,
+        vec![coerced(1), coerced(2), coerced(7), coerced(4)]
+    );
     assert_eq!(rule.title, "1.10");
     assert_eq!(rule.id.as_deref(), Some("0x1F"));
     assert_eq!(rule.author.as_deref(), Some("yes"));
@@ -292,8 +307,9 @@ fn correlation_rule() {
         rule.correlates,
         strings(&["failed_logon", "5f1e8a2c-0000-4000-8000-000000000001"])
     );
-    let rule = one_rule("title: C\ncorrelation:\n    rules: single_rule\n");
+    let (rule, problems) = rule_with("title: C\ncorrelation:\n    rules: single_rule\n");
     assert_eq!(rule.correlates, strings(&["single_rule"]));
+    assert_eq!(problems, vec![(Some(3), Code::CoercedType)]);
 }
 
 #[test]
@@ -351,29 +367,45 @@ fn malformed_yaml_reports_the_line() {
 
 #[test]
 fn duplicate_key_reports_its_line() {
+    // Outside the metadata: kept, the last value wins, both lines named.
     let parsed = parse("title: T\ndescription: a\ndetection:\n    sel: 1\n    sel: 2\n");
-    assert!(parsed.rules.is_empty());
+    assert_eq!(parsed.rules.len(), 1);
     assert_eq!(parsed.problems.len(), 1);
     assert_eq!(parsed.problems[0].line, Some(5));
+    assert_eq!(parsed.problems[0].code, Code::DuplicateDetectionKey);
     assert!(
-        parsed.problems[0].message.contains("duplicate key `sel`"),
+        parsed.problems[0]
+            .message
+            .contains("duplicate key `detection.sel` (lines 4 and 5)"),
         "{}",
         parsed.problems[0].message
     );
-    let parsed = parse("title: T\ndetection: {}\ntitle: U\n");
-    assert_eq!(
-        parsed.problems.iter().map(|p| p.line).collect::<Vec<_>>(),
-        vec![Some(3)]
-    );
+    // In the metadata: the rule is ambiguous and skipped.
+    for text in [
+        "title: T\ndetection: {}\ntitle: U\n",
+        "title: T\ndetection: {}\nlogsource:\n  product: a\n  product: b\n",
+    ] {
+        let parsed = parse(text);
+        assert!(parsed.rules.is_empty(), "{text}");
+        let problems: Vec<_> = parsed.problems.iter().map(|p| (p.line, p.code)).collect();
+        let line = u32::try_from(text.lines().count()).unwrap();
+        assert_eq!(problems, vec![(Some(line), Code::DuplicateKey)], "{text}");
+    }
 }
 
 #[test]
 fn non_utf8_reports_the_line_of_the_first_bad_byte() {
-    let parsed = parse_file(b"title: T\ndescription: caf\xe9\ndetection: {}\n\xff\n");
+    let parsed = parse_file(
+        b"title: T\ndescription: caf\xe9\ndetection: {}\n\xff\n",
+        &Limits::default(),
+    );
     assert!(parsed.rules.is_empty());
     assert_eq!(parsed.problems.len(), 1);
     assert_eq!(parsed.problems[0].line, Some(2));
-    assert_eq!(parse_file(b"\xff\xfet\0i\0").problems[0].line, Some(1));
+    assert_eq!(
+        parse_file(b"\xff\xfet\0i\0", &Limits::default()).problems[0].line,
+        Some(1)
+    );
 }
 
 #[test]
@@ -440,7 +472,10 @@ bad: [unclosed
         .iter()
         .map(|r| (r.index, r.line, r.title.as_str()))
         .collect();
-    assert_eq!(titles, vec![(0, 1, "First"), (3, 14, "Fourth")]);
+    assert_eq!(
+        titles,
+        vec![(0, 1, "First"), (2, 9, "Third"), (3, 14, "Fourth")]
+    );
     let lines: Vec<_> = parsed.problems.iter().map(|p| p.line).collect();
     assert_eq!(
         lines,
@@ -454,7 +489,7 @@ bad: [unclosed
 fn byte_order_mark_is_fine() {
     let mut bytes = "\u{feff}".as_bytes().to_vec();
     bytes.extend_from_slice(MINIMAL.as_bytes());
-    let parsed = without_lints(parse_file(&bytes));
+    let parsed = without_lints(parse_file(&bytes, &Limits::default()));
     assert_eq!(parsed.problems, vec![]);
     assert_eq!(parsed.rules.len(), 1);
     assert_eq!(parsed.rules[0].line, 1);
@@ -490,4 +525,103 @@ fn hostile_inputs_do_not_panic() {
     let parsed = parse("title: T\ndetection: !custom {}\n---\ntitle: U\ndetection: {}\n");
     assert_eq!(parsed.rules.len(), 1);
     assert_eq!(parsed.problems.len(), 1);
+}
+
+fn codes(parsed: &ParsedFile) -> Vec<(Option<u32>, Code)> {
+    parsed.problems.iter().map(|p| (p.line, p.code)).collect()
+}
+
+#[test]
+fn unsafe_tags_are_named_and_skip_only_their_document() {
+    let text = "title: A\ndetection: {}\n---\ntitle: B\ndetection:\n  x: !!python/object/apply:os.system [ls]\n---\ntitle: C\ndescription: '!!python/object'\ndetection: {}\n";
+    let parsed = parse(text);
+    let titles: Vec<_> = parsed.rules.iter().map(|r| r.title.as_str()).collect();
+    assert_eq!(titles, vec!["A", "C"]);
+    assert_eq!(codes(&parsed), vec![(Some(6), Code::UnsafeYamlTag)]);
+    assert!(
+        parsed.problems[0]
+            .message
+            .contains("`!!python/object/apply:os.system`"),
+        "{:?}",
+        parsed.problems
+    );
+}
+
+#[test]
+fn limits_are_reported_not_read() {
+    let limits = Limits {
+        file_size: 100,
+        ..Limits::default()
+    };
+    let big = format!(
+        "title: T\ndescription: {}\ndetection: {{}}\n",
+        "x".repeat(100)
+    );
+    let parsed = without_lints(parse_file(big.as_bytes(), &limits));
+    assert!(parsed.rules.is_empty());
+    assert_eq!(codes(&parsed), vec![(Some(1), Code::LimitExceeded)]);
+    // Flow nesting: stopped by the scan, at the line of the bracket too many.
+    let deep = format!("title: T\ndetection:\n  x: {}\n", "[".repeat(500_000));
+    let parsed = parse(&deep);
+    assert_eq!(codes(&parsed), vec![(Some(3), Code::LimitExceeded)]);
+    // Block nesting: stopped while loading.
+    let mut block = String::from("title: T\ndetection:\n");
+    for depth in 1..100 {
+        block.push_str(&format!("{}k{depth}:\n", " ".repeat(depth)));
+    }
+    let parsed = parse(&block);
+    assert!(parsed.rules.is_empty());
+    assert_eq!(codes(&parsed), vec![(Some(66), Code::LimitExceeded)]);
+}
+
+#[test]
+fn alias_bombs_stop_at_the_budget() {
+    let mut text = String::from("title: T\ndetection:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        text.push_str(&format!(
+            "  a{i}: &a{i} [{}]\n",
+            vec![format!("*a{}", i - 1); 10].join(", ")
+        ));
+    }
+    let parsed = parse(&text);
+    assert!(parsed.rules.is_empty());
+    assert_eq!(parsed.problems.len(), 1);
+    assert_eq!(parsed.problems[0].code, Code::LimitExceeded);
+}
+
+#[test]
+fn long_texts_are_cut_at_a_character_boundary() {
+    let limits = Limits {
+        field_length: 100,
+        ..Limits::default()
+    };
+    let text = format!(
+        "title: T\ndescription: {}\nreferences:\n  - https://{}\ndetection: {{}}\n",
+        "é".repeat(80),
+        "a".repeat(200)
+    );
+    let parsed = without_lints(parse_file(text.as_bytes(), &limits));
+    assert_eq!(
+        codes(&parsed),
+        vec![(Some(2), Code::FieldTooLong), (Some(3), Code::FieldTooLong)]
+    );
+    let rule = &parsed.rules[0];
+    let description = rule.description.as_deref().unwrap();
+    assert!(description.len() <= 100, "{}", description.len());
+    assert!(description.ends_with(CUT_MARKER));
+    assert!(description.starts_with(&"é".repeat(40)));
+    assert!(rule.references[0].len() <= 100);
+}
+
+#[test]
+fn every_shape_parses_in_linear_work() {
+    // The scan looks at each byte once and stops early on deep nesting.
+    for shape in ["[", "{a: ", "- ", "a: &x\n"] {
+        let text = shape.repeat(1_000_000 / shape.len());
+        let found = scan::scan(&text, 64);
+        assert!(found.bytes <= text.len(), "{shape:?}");
+        let _ = parse(&text);
+    }
+    let deep = "[".repeat(1_000_000);
+    assert!(scan::scan(&deep, 64).bytes <= 65);
 }

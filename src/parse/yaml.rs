@@ -18,8 +18,8 @@
 //! the documents that follow are not read. Errors from our own visitor (duplicate keys, tags) leave
 //! the stream intact, and only that document is lost.
 
-use std::cell::Cell;
-use std::collections::HashSet;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::findings::Code;
@@ -68,6 +68,10 @@ impl Node {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Map {
     entries: Vec<(Node, Node)>,
+    /// When the text repeats a key (the last value wins, in the first one's place): for each entry of
+    /// the text in order, the entry it was loaded into, or `None` for a value a later one replaced.
+    /// Empty when no key repeats.
+    order: Vec<Option<usize>>,
 }
 
 impl Map {
@@ -123,6 +127,7 @@ impl<const N: usize> From<[(&str, Node); N]> for Map {
                 .into_iter()
                 .map(|(k, v)| (Node::Str(k.to_owned()), v))
                 .collect(),
+            order: Vec::new(),
         }
     }
 }
@@ -139,11 +144,101 @@ pub(crate) struct YamlError {
     pub fatal: bool,
 }
 
+/// A key the text repeats outside the metadata fields (where the last value wins): the keys leading
+/// to its mapping from the document's root, and the key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Duplicate {
+    pub path: Vec<String>,
+    pub key: String,
+}
+
 /// One YAML document of a file: its 0-based index and its tree, or why it could not be loaded.
 #[derive(Debug)]
 pub(crate) struct Document {
     pub index: usize,
     pub node: Result<Node, YamlError>,
+    /// Keys repeated outside the metadata fields, in the order met.
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// The top-level fields that are a rule's metadata: a repeated key in them (or below them) makes the
+/// rule ambiguous. Everything else (`detection`, custom fields) takes the last value, as PyYAML does.
+const METADATA: &[&str] = &[
+    "title",
+    "id",
+    "name",
+    "description",
+    "references",
+    "tags",
+    "date",
+    "modified",
+    "author",
+    "level",
+    "status",
+    "falsepositives",
+    "logsource",
+    "related",
+    "action",
+];
+
+/// Whether a repeated `key` in the mapping at `path` (keys from the root) is in the metadata.
+fn is_metadata(path: &[String], key: &Node) -> bool {
+    let name = |node: &Node| match node {
+        Node::Str(s) => Some(s.clone()),
+        _ => None,
+    };
+    match path.first() {
+        None => name(key).is_some_and(|k| METADATA.contains(&k.as_str())),
+        Some(top) if METADATA.contains(&top.as_str()) => true,
+        Some(top) => {
+            top == "correlation" && path.len() == 1 && name(key).as_deref() == Some("rules")
+        }
+    }
+}
+
+/// What a file may load: nodes and scalar bytes, aliases expanded, shared by its documents.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    nodes: Cell<usize>,
+    text: Cell<usize>,
+    /// How deep lists and mappings may nest.
+    depth: usize,
+}
+
+impl Budget {
+    pub(crate) fn new(nodes: usize, text: usize, depth: usize) -> Self {
+        Budget {
+            nodes: Cell::new(nodes),
+            text: Cell::new(text),
+            depth,
+        }
+    }
+
+    /// Takes every node of `node` from the budget; `false` when the budget is spent.
+    pub(crate) fn take_tree(&self, node: &Node) -> bool {
+        match node {
+            Node::Null => self.take(0),
+            Node::Str(s) | Node::Plain(s) => self.take(s.len()),
+            Node::Seq(items) => self.take(0) && items.iter().all(|item| self.take_tree(item)),
+            Node::Map(map) => {
+                self.take(0)
+                    && map
+                        .iter()
+                        .all(|(key, value)| self.take_tree(key) && self.take_tree(value))
+            }
+        }
+    }
+
+    /// Takes one node with `text` bytes of scalar; `false` when the budget is spent.
+    pub(crate) fn take(&self, text: usize) -> bool {
+        let (nodes, left) = (self.nodes.get(), self.text.get());
+        if nodes == 0 || left < text {
+            return false;
+        }
+        self.nodes.set(nodes - 1);
+        self.text.set(left - text);
+        true
+    }
 }
 
 /// Iterates the documents of a YAML text. Ends after the first fatal error.
@@ -152,6 +247,7 @@ pub(crate) struct Documents<'a> {
     stream: yaml_serde::Deserializer<'a>,
     next_index: usize,
     done: bool,
+    budget: &'a Budget,
     /// The second reader (see the module docs) and the index of the next document it would yield.
     rereader: Option<(yaml_serde::Deserializer<'a>, usize)>,
 }
@@ -165,13 +261,14 @@ impl fmt::Debug for Documents<'_> {
     }
 }
 
-/// The documents of `text` (which must not start with a byte order mark).
-pub(crate) fn documents(text: &str) -> Documents<'_> {
+/// The documents of `text` (which must not start with a byte order mark), loaded within `budget`.
+pub(crate) fn documents<'a>(text: &'a str, budget: &'a Budget) -> Documents<'a> {
     Documents {
         text,
         stream: yaml_serde::Deserializer::from_str(text),
         next_index: 0,
         done: false,
+        budget,
         rereader: None,
     }
 }
@@ -188,9 +285,15 @@ impl Iterator for Documents<'_> {
         let document = self.stream.next()?;
         let index = self.next_index;
         self.next_index += 1;
-        let own_error = Cell::new(None);
+        let ctx = Ctx {
+            own_error: Cell::new(None),
+            budget: self.budget,
+            depth: Cell::new(0),
+            path: RefCell::new(Vec::new()),
+            duplicates: RefCell::new(Vec::new()),
+        };
         let node = match (NodeSeed {
-            own_error: &own_error,
+            ctx: &ctx,
             keys: None,
         })
         .deserialize(document)
@@ -203,18 +306,31 @@ impl Iterator for Documents<'_> {
                 Ok(node)
             }
             Err(error) => {
-                let own = own_error.get();
+                let own = ctx.own_error.get();
                 let fatal = own.is_none();
                 self.done = fatal;
+                let message = error.to_string();
+                // `yaml_serde`'s own guards: nesting past 128 levels, aliases repeated too often.
+                let limit = message.starts_with("recursion limit exceeded")
+                    || message.starts_with("repetition limit exceeded");
+                let code = match own {
+                    Some(code) => code,
+                    None if limit => Code::LimitExceeded,
+                    None => Code::InvalidYaml,
+                };
                 Err(YamlError {
                     line: error_line(&error),
-                    message: error.to_string(),
-                    code: own.unwrap_or(Code::InvalidYaml),
+                    message,
+                    code,
                     fatal,
                 })
             }
         };
-        Some(Document { index, node })
+        Some(Document {
+            index,
+            node,
+            duplicates: ctx.duplicates.into_inner(),
+        })
     }
 }
 
@@ -276,6 +392,7 @@ fn merge_keys(node: &mut Node) {
                 _ => return,
             };
             map.remove("<<");
+            map.order.clear();
             let mut present: HashSet<Node> = map.iter().map(|(key, _)| key.clone()).collect();
             for (key, value) in sources.into_iter().flat_map(Map::into_entries) {
                 if present.insert(key.clone()) {
@@ -294,12 +411,23 @@ fn error_line(error: &yaml_serde::Error) -> Option<u32> {
         .filter(|&line| line > 0)
 }
 
-/// Loads one node. `keys` is set when the node is a mapping key: the keys already seen in that
-/// mapping, to reject a duplicate where it is written.
-struct NodeSeed<'a> {
+/// What loading one document shares between its nodes.
+struct Ctx<'a> {
     /// Set when the error is our own (not `yaml_serde`'s): what kind it is.
-    own_error: &'a Cell<Option<Code>>,
-    keys: Option<&'a HashSet<Node>>,
+    own_error: Cell<Option<Code>>,
+    budget: &'a Budget,
+    /// How deep the node being loaded is nested.
+    depth: Cell<usize>,
+    /// The keys from the root to the mapping being loaded.
+    path: RefCell<Vec<String>>,
+    duplicates: RefCell<Vec<Duplicate>>,
+}
+
+/// Loads one node. `keys` is set when the node is a mapping key: the keys already seen in that
+/// mapping (with their entries), to reject a repeated metadata key where it is written.
+struct NodeSeed<'a> {
+    ctx: &'a Ctx<'a>,
+    keys: Option<&'a HashMap<Node, usize>>,
 }
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
@@ -313,32 +441,88 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
 impl NodeSeed<'_> {
     fn inner(&self) -> NodeSeed<'_> {
         NodeSeed {
-            own_error: self.own_error,
+            ctx: self.ctx,
             keys: None,
         }
     }
 
     fn own<E: de::Error>(&self, code: Code, message: fmt::Arguments<'_>) -> E {
-        self.own_error.set(Some(code));
+        self.ctx.own_error.set(Some(code));
         E::custom(message)
     }
 
-    /// Returns the loaded node, or an error if it is a key already seen. Erring here, inside
-    /// `deserialize_any`, makes `yaml_serde` attach the key's own position to the error.
+    /// Takes a node of `text` bytes from the budget.
+    fn take<E: de::Error>(&self, text: usize) -> Result<(), E> {
+        if self.ctx.budget.take(text) {
+            Ok(())
+        } else {
+            Err(self.own(
+                Code::LimitExceeded,
+                format_args!(
+                    "the file loads more YAML nodes or text than the limits allow (aliases expanded)"
+                ),
+            ))
+        }
+    }
+
+    /// Returns the loaded scalar node, or an error if it is a repeated metadata key. Erring here,
+    /// inside `deserialize_any`, makes `yaml_serde` attach the key's own position to the error.
     fn done<E: de::Error>(self, node: Node) -> Result<Node, E> {
+        let text = match &node {
+            Node::Str(s) | Node::Plain(s) => s.len(),
+            _ => 0,
+        };
+        self.take(text)?;
+        self.checked(node)
+    }
+
+    fn checked<E: de::Error>(self, node: Node) -> Result<Node, E> {
         match self.keys {
-            Some(keys) if keys.contains(&node) => Err(self.own(
-                Code::DuplicateKey,
-                format_args!("duplicate key {}", describe_key(&node)),
-            )),
+            Some(keys)
+                if keys.contains_key(&node) && is_metadata(&self.ctx.path.borrow(), &node) =>
+            {
+                Err(self.own(
+                    Code::DuplicateKey,
+                    format_args!("duplicate key {}", describe_key(&node)),
+                ))
+            }
             _ => Ok(node),
         }
+    }
+
+    /// Enters a list or mapping: one level deeper.
+    fn enter<E: de::Error>(&self) -> Result<(), E> {
+        self.take(0)?;
+        let depth = self.ctx.depth.get() + 1;
+        if depth > self.ctx.budget.depth {
+            return Err(self.own(
+                Code::LimitExceeded,
+                format_args!(
+                    "lists and mappings nest deeper than {} levels",
+                    self.ctx.budget.depth
+                ),
+            ));
+        }
+        self.ctx.depth.set(depth);
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.ctx.depth.set(self.ctx.depth.get().saturating_sub(1));
     }
 }
 
 fn describe_key(key: &Node) -> String {
     match key {
         Node::Str(s) | Node::Plain(s) => format!("`{s}`"),
+        other => other.kind().to_owned(),
+    }
+}
+
+/// A key as one step of a [`Duplicate`] path.
+fn key_name(key: &Node) -> String {
+    match key {
+        Node::Str(s) | Node::Plain(s) => s.clone(),
         other => other.kind().to_owned(),
     }
 }
@@ -392,33 +576,64 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
 
     fn visit_some<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
         let node = self.inner().deserialize(deserializer)?;
-        self.done(node)
+        self.checked(node)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        self.enter()?;
         let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(self.inner())? {
             items.push(item);
         }
-        self.done(Node::Seq(items))
+        self.leave();
+        self.checked(Node::Seq(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Node, A::Error> {
-        let mut seen = HashSet::new();
+        self.enter()?;
+        let mut seen: HashMap<Node, usize> = HashMap::new();
         let mut map = Map::default();
         loop {
             let key_seed = NodeSeed {
-                own_error: self.own_error,
+                ctx: self.ctx,
                 keys: Some(&seen),
             };
             let Some(key) = access.next_key_seed(key_seed)? else {
                 break;
             };
-            let value = access.next_value_seed(self.inner())?;
-            seen.insert(key.clone());
-            map.push(key, value);
+            self.ctx.path.borrow_mut().push(key_name(&key));
+            let value = access.next_value_seed(self.inner());
+            self.ctx.path.borrow_mut().pop();
+            let value = value?;
+            match seen.get(&key).copied() {
+                Some(at) => {
+                    // The last value wins, in the first one's place (a Python dict).
+                    if map.order.is_empty() {
+                        map.order = (0..map.len()).map(Some).collect();
+                    }
+                    if let Some(slot) = map.order.iter_mut().rev().find(|o| **o == Some(at)) {
+                        *slot = None;
+                    }
+                    map.order.push(Some(at));
+                    if let Some(slot) = map.value_mut(at) {
+                        *slot = value;
+                    }
+                    self.ctx.duplicates.borrow_mut().push(Duplicate {
+                        path: self.ctx.path.borrow().clone(),
+                        key: key_name(&key),
+                    });
+                }
+                None => {
+                    seen.insert(key.clone(), map.len());
+                    if !map.order.is_empty() {
+                        map.order.push(Some(map.len()));
+                    }
+                    map.push(key, value);
+                }
+            }
         }
-        self.done(Node::Map(map))
+        self.leave();
+        self.checked(Node::Map(map))
     }
 
     fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Node, A::Error> {
@@ -493,6 +708,20 @@ impl<'de> Visitor<'de> for FillMap<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+        if !self.0.order.is_empty() {
+            // A key the text repeats: only the value that was kept is filled.
+            let order = self.0.order.clone();
+            for slot in order {
+                if access.next_key::<IgnoredAny>()?.is_none() {
+                    return Err(de::Error::custom("the document changed between readings"));
+                }
+                match slot.and_then(|at| self.0.value_mut(at)) {
+                    Some(value) => access.next_value_seed(Fill(value))?,
+                    None => access.next_value::<IgnoredAny>().map(drop)?,
+                }
+            }
+            return Ok(());
+        }
         for (_, value) in self.0.iter_mut() {
             if access.next_key::<IgnoredAny>()?.is_none() {
                 return Err(de::Error::custom("the document changed between readings"));
@@ -510,7 +739,8 @@ mod tests {
     use super::*;
 
     fn load(text: &str) -> Vec<Result<Node, YamlError>> {
-        documents(text).map(|d| d.node).collect()
+        let budget = Budget::new(usize::MAX, usize::MAX, 128);
+        documents(text, &budget).map(|d| d.node).collect()
     }
 
     fn s(text: &str) -> Node {
@@ -555,25 +785,66 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_reported_where_written() {
-        let docs = load("a: 1\nb:\n  c: 1\n  d: 2\n  c: 3\n---\nx: 1\n");
-        let Err(error) = &docs[0] else {
+    fn duplicate_keys_keep_the_last_value_unless_metadata() {
+        let budget = Budget::new(usize::MAX, usize::MAX, 128);
+        let docs: Vec<Document> = documents(
+            "a: 1\nb:\n  c: 1\n  d: 2\n  c: 0x3\n---\ntitle: 1\ntitle: 2\n",
+            &budget,
+        )
+        .collect();
+        let Ok(Node::Map(map)) = &docs[0].node else {
             panic!("{docs:?}")
         };
-        assert_eq!(error.line, Some(5));
-        assert!(
-            error.message.contains("duplicate key `c`"),
-            "{}",
-            error.message
+        let Some(Node::Map(b)) = map.get("b") else {
+            panic!()
+        };
+        // The first key's place, the last value, as written.
+        let keys: Vec<_> = b.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                (s("c"), Node::Plain("0x3".into())),
+                (s("d"), Node::Plain("2".into()))
+            ]
         );
-        assert!(!error.fatal);
-        assert!(docs[1].is_ok());
+        assert_eq!(
+            docs[0].duplicates,
+            vec![Duplicate {
+                path: vec!["b".into()],
+                key: "c".into()
+            }]
+        );
+        let Err(error) = &docs[1].node else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(
+            (error.line, error.code, error.fatal),
+            (Some(8), Code::DuplicateKey, false)
+        );
     }
 
     #[test]
     fn numeric_duplicate_keys_compare_by_value() {
-        let docs = load("1: a\n0x1: b\n");
-        assert!(matches!(&docs[0], Err(e) if e.line == Some(2)), "{docs:?}");
+        let budget = Budget::new(usize::MAX, usize::MAX, 128);
+        let docs: Vec<Document> = documents("1: a\n0x1: b\n", &budget).collect();
+        assert_eq!(docs[0].duplicates.len(), 1, "{docs:?}");
+    }
+
+    #[test]
+    fn budget_and_depth_stop_loading() {
+        let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n";
+        let budget = Budget::new(5_000, usize::MAX, 128);
+        let docs: Vec<Document> = documents(bomb, &budget).collect();
+        assert!(
+            matches!(&docs[0].node, Err(e) if e.code == Code::LimitExceeded && !e.fatal),
+            "{docs:?}"
+        );
+        let budget = Budget::new(usize::MAX, usize::MAX, 3);
+        let docs: Vec<Document> = documents("a:\n  b:\n    c: [d]\n", &budget).collect();
+        assert!(
+            matches!(&docs[0].node, Err(e) if e.code == Code::LimitExceeded && e.line == Some(3)),
+            "{docs:?}"
+        );
     }
 
     #[test]

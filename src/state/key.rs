@@ -7,11 +7,19 @@ use serde::Serialize;
 
 use super::sha256_hex;
 use crate::config::{Config, GalaxyInfo, PathFilter};
+use crate::parse::Limits;
 use crate::sources::Snapshot;
 
 /// The parser's output format. Bump it when [`crate::parse::parse_file`] would give other results for
 /// the same bytes, so cached parse results are recomputed.
-pub const PARSER_FORMAT: u32 = 2;
+pub const PARSER_FORMAT: u32 = 3;
+
+/// What the parse keys of a build depend on besides the files' contents, as one number: the parser
+/// format and the limits. The parse cache records it, so that its keys are recomputed when it changes.
+pub fn parser_stamp(limits: &Limits) -> u32 {
+    let digest = hash(&(PARSER_FORMAT, limits));
+    u32::from_str_radix(digest.get(..8).unwrap_or_default(), 16).unwrap_or(PARSER_FORMAT)
+}
 
 /// Hashes a key struct.
 pub fn hash<K: Serialize>(key: &K) -> String {
@@ -25,13 +33,16 @@ pub struct ParseKey<'a> {
     pub parser: u32,
     /// Hex SHA-256 of the file's bytes.
     pub content: &'a str,
+    /// The limits it was parsed within.
+    pub limits: &'a Limits,
 }
 
 impl<'a> ParseKey<'a> {
-    pub fn new(content: &'a str) -> Self {
+    pub fn new(content: &'a str, limits: &'a Limits) -> Self {
         ParseKey {
             parser: PARSER_FORMAT,
             content,
+            limits,
         }
     }
 }
