@@ -237,6 +237,11 @@ fn make_titles_storable(
         let source = &sources[v.source];
         let mut notes = Vec::new();
         let mut title = storable(&v.title, &mut notes);
+        if title.is_empty() {
+            // Nothing visible was left: the file's name stands in.
+            let file = v.path.rsplit('/').next().unwrap_or(&v.path);
+            title = storable(file, &mut Vec::new());
+        }
         title = shorten(&title, budget, &mut notes);
         if let Some(&holder) = taken.get(&title.to_lowercase()) {
             let file = v.path.rsplit('/').next().unwrap_or(&v.path);
@@ -271,9 +276,44 @@ fn make_titles_storable(
     }
 }
 
-/// Replaces what MISP cannot store in a title: `"` (breaks machine tags) and 4-byte UTF-8 characters.
+/// Whether `c` is invisible or reorders text around it: bidirectional controls (U+202A–U+202E,
+/// U+2066–U+2069, the marks U+200E, U+200F, U+061C), zero-width characters (U+200B–U+200D, U+2060,
+/// U+FEFF, U+180E, U+00AD) and the other control characters (Unicode `Cc`, line and paragraph
+/// separators).
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+            | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{180E}' | '\u{00AD}'
+            | '\u{2028}' | '\u{2029}')
+}
+
+/// Replaces what MISP cannot store in a title, or should not show: hidden characters ([`is_hidden`]:
+/// whitespace ones become a space, the others are removed, spaces are then collapsed), `"` (breaks
+/// machine tags) and 4-byte UTF-8 characters.
 fn storable(title: &str, notes: &mut Vec<(Code, String)>) -> String {
-    let mut out = title.replace('"', "'");
+    let mut out = title.to_owned();
+    if let Some(hidden) = out.chars().find(|&c| is_hidden(c)) {
+        let visible: String = out
+            .chars()
+            .filter_map(|c| match c {
+                c if c.is_whitespace() && is_hidden(c) => Some(' '),
+                c if is_hidden(c) => None,
+                c => Some(c),
+            })
+            .collect();
+        out = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+        notes.push((
+            Code::TitleControlChar,
+            format!(
+                "title has control, bidirectional or zero-width characters (first U+{:04X}), which can disguise it; removed",
+                u32::from(hidden)
+            ),
+        ));
+    }
+    let before = out.clone();
+    out = out.replace('"', "'");
+    let title = before.as_str();
     if out != title {
         notes.push((
             Code::TitleQuote,
@@ -428,6 +468,40 @@ mod tests {
         assert_eq!(tag.chars().count(), MAX_TAG_CHARS);
         assert!(v[2].title.ends_with('…'));
         assert_eq!(w.len(), 3);
+    }
+
+    #[test]
+    fn hidden_characters_are_removed_reported_and_the_result_stays_unique() {
+        let (v, w) = run(vec![
+            cand("a.yml", rule("Invoice gpj.exe", None, 0)),
+            cand("b.yml", rule("Invoice \u{202E}gpj.exe", None, 0)),
+            cand(
+                "c.yml",
+                rule("Zero\u{200B}\u{2066}Width\tand\u{0007}bell", None, 0),
+            ),
+            cand("d.yml", rule("\u{200B}\u{202E}", None, 0)),
+        ]);
+        let titles: Vec<&str> = v.iter().map(|v| v.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            vec![
+                "Invoice gpj.exe",
+                "Invoice gpj.exe (b.yml)",
+                "ZeroWidth andbell",
+                "d.yml"
+            ]
+        );
+        let codes: Vec<(&str, Code)> = w.iter().map(|f| (f.path.as_str(), f.code)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                ("b.yml", Code::TitleControlChar),
+                ("b.yml", Code::DuplicateTitle),
+                ("c.yml", Code::TitleControlChar),
+                ("d.yml", Code::TitleControlChar),
+            ]
+        );
+        assert!(w[0].message.contains("U+202E"), "{}", w[0].message);
     }
 
     #[test]
