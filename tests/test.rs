@@ -7,6 +7,7 @@ mod build;
 mod check;
 mod coverage;
 mod harness;
+mod hostile;
 mod identity;
 mod incremental;
 mod merge;

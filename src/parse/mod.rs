@@ -338,11 +338,11 @@ impl Reader<'_> {
                     ""
                 };
                 let line = e.line.map_or(start, |line| self.layout.clamp(line));
-                self.problem(
-                    Some(line),
-                    e.code,
-                    format!("invalid YAML: {}{note}", e.message),
-                );
+                let message = match e.code {
+                    Code::InvalidYaml => format!("invalid YAML: {}{note}", e.message),
+                    _ => format!("{}{note}", e.message),
+                };
+                self.problem(Some(line), e.code, message);
                 return;
             }
         };

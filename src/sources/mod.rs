@@ -122,7 +122,14 @@ pub fn open(source: &SourceConfig, state: &Path) -> Result<Snapshot> {
     let path = synced
         .as_ref()
         .map_or_else(|| Path::new(&source.location), |s| s.git_dir.as_path());
-    let repo = Repository::discover(path).map_err(|e| {
+    // A git folder itself (a bare repository or a `.git`) is opened as bare: discovery would read one
+    // without a `config` file (as some mirroring tools leave them) as the working tree of its parent.
+    let opened = if is_git_dir(path) {
+        Repository::open_bare(path)
+    } else {
+        Repository::discover(path)
+    };
+    let repo = opened.map_err(|e| {
         err(format!(
             "{}: not a git repository ({})",
             weburl::redact(&source.location),
@@ -191,6 +198,11 @@ impl Snapshot {
     }
 }
 
+/// Whether `path` is a git folder: `HEAD`, `objects/` and `refs/` in it.
+fn is_git_dir(path: &Path) -> bool {
+    path.join("HEAD").is_file() && path.join("objects").is_dir() && path.join("refs").is_dir()
+}
+
 /// The folder of the working tree that `path` points into, as a `a/b/` prefix; `None` for the top.
 fn subfolder(repo: &Repository, path: &Path) -> Option<String> {
     let workdir = repo.workdir()?.canonicalize().ok()?;
@@ -225,7 +237,8 @@ fn branch_name(repo: &Repository, reference: Option<&str>) -> Option<String> {
     }
 }
 
-/// Every rule file of `tree` that `filter` accepts, sorted by path.
+/// Every rule file of `tree` that `filter` accepts, sorted by path: blobs only, so symbolic links
+/// and submodules (gitlinks) are never read.
 pub fn rule_files(
     tree: &git2::Tree<'_>,
     filter: &PathFilter,
@@ -239,6 +252,8 @@ pub fn rule_files(
             Some(ObjectType::Tree) if !filter.may_contain(&format!("{dir}{name}/")) => {
                 TreeWalkResult::Skip
             }
+            // A symbolic link's blob is its target's path, not a rule: not followed, not read.
+            Some(ObjectType::Blob) if entry.filemode() == 0o120_000 => TreeWalkResult::Ok,
             Some(ObjectType::Blob) => {
                 let path = format!("{dir}{name}");
                 if filter.matches(&path) {
