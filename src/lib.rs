@@ -21,6 +21,7 @@ pub mod compare;
 pub mod config;
 pub mod coverage;
 pub mod diff;
+pub mod dirs;
 pub mod emit;
 pub mod error;
 pub mod findings;

@@ -255,3 +255,309 @@ fn a_bare_repository_without_config_is_read() {
     let summary = env.build(&["--source", "mirror.git", "--out", "out"]);
     assert_eq!(summary["values"], 2, "{summary:#}");
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Faults: a fetch cut off, a full disk, SIGKILL. The previous galaxy, state and mirror stay usable
+// and the next run is exact.
+// ---------------------------------------------------------------------------------------------------
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::harness::Repo;
+use crate::remote;
+
+/// Rules with long descriptions that do not compress: a pack and a cluster of some size.
+fn add_rules(repo: &Repo, from: usize, to: usize) {
+    for i in from..to {
+        let noise: String = (0..40)
+            .map(|j| {
+                format!(
+                    "{:08x}",
+                    (i * 7919 + j).wrapping_mul(2_654_435_761) % 4_294_967_291
+                )
+            })
+            .collect();
+        let extra = format!("references:\n    - https://example.invalid/{noise}\n");
+        repo.write(
+            &format!("rules/r{i}.yml"),
+            rule(&format!("Rule {i}"), None, &extra),
+        );
+    }
+}
+
+/// The values of a cluster file, which a later run must reproduce exactly (the version may differ).
+fn values(env: &Env, out: &str) -> Json {
+    env.json(&format!("{out}/clusters/sigma-rules.json"))["values"].clone()
+}
+
+/// A TCP proxy on loopback in front of `upstream` that passes at most `limit` bytes of what the
+/// server sends on each connection, then cuts the connection: a fetch cut off mid-transfer.
+struct CutProxy {
+    port: u16,
+    limit: Arc<AtomicUsize>,
+}
+
+impl CutProxy {
+    fn start(upstream: u16) -> CutProxy {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let limit = Arc::new(AtomicUsize::new(usize::MAX));
+        let shared = Arc::clone(&limit);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, upstream)) else {
+                    return;
+                };
+                let limit = shared.load(Ordering::SeqCst);
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let (mut server, mut client) = (server, client);
+                    let mut sent = 0usize;
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = server.read(&mut buf) {
+                        let n = n.min(limit - sent);
+                        if n == 0 || client.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                        if sent >= limit {
+                            break;
+                        }
+                    }
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        CutProxy { port, limit }
+    }
+
+    fn cut_after(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_fetch_cut_off_mid_transfer_leaves_the_mirror_usable_and_the_next_run_exact() {
+    let env = Env::new();
+    let mut work = remote::served_repo(&env, "org/rules.git", 10);
+    let Some(daemon) = remote::git_daemon(&env.path("srv")) else {
+        return;
+    };
+    let proxy = CutProxy::start(daemon.port);
+    let url = format!("git://127.0.0.1:{}/org/rules.git", proxy.port);
+    let args = ["build", "--json", "--source", &url, "--out", "out"];
+    let first = remote::run(&env, &args, &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let before = env.read("out/clusters/sigma-rules.json");
+    // The state folder and the mirrors in it are private.
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [".sigma-galaxy", ".sigma-galaxy/mirrors"] {
+        let mode = std::fs::metadata(env.path(dir))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{dir}");
+    }
+
+    add_rules(&work, 10, 200);
+    work.commit("many more");
+    remote::push(&env, &work, "org/rules.git");
+    for cut in [100, 2_000, 20_000, 60_000] {
+        proxy.cut_after(cut);
+        let run = remote::run(&env, &args, &[]);
+        assert_ne!(run.code, 0, "cut after {cut} bytes: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        assert_eq!(
+            env.read("out/clusters/sigma-rules.json"),
+            before,
+            "cut after {cut}"
+        );
+        // The mirror as last fetched still builds.
+        let offline = remote::run(&env, &[&args[..], &["--offline"]].concat(), &[]);
+        assert_eq!(offline.code, 0, "cut after {cut}: {}", offline.stderr);
+        assert_eq!(env.read("out/clusters/sigma-rules.json"), before);
+    }
+    proxy.cut_after(usize::MAX);
+    let run = remote::run(&env, &args, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let fresh = remote::run(
+        &env,
+        &[
+            "build",
+            "--json",
+            "--source",
+            &url,
+            "--out",
+            "fresh",
+            "--state",
+            "fresh-state",
+        ],
+        &[],
+    );
+    assert_eq!(fresh.code, 0, "{}", fresh.stderr);
+    assert_eq!(values(&env, "out"), values(&env, "fresh"));
+    assert_eq!(values(&env, "out").as_array().unwrap().len(), 200);
+}
+
+/// Runs the binary in the test folder with a file size limit of `blocks` × 512 bytes; with `ignore`,
+/// SIGXFSZ is ignored, so a write past the limit fails with EFBIG instead of killing the process.
+fn run_with_file_limit(env: &Env, blocks: u32, ignore: bool, args: &[&str]) -> crate::harness::Run {
+    let trap = if ignore { "trap '' XFSZ; " } else { "" };
+    let script = format!("{trap}ulimit -f {blocks}; exec \"$0\" \"$@\"");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_sigma-galaxy"))
+        .args(args)
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    crate::harness::Run::from(out)
+}
+
+#[test]
+fn a_full_disk_during_the_write_leaves_the_previous_galaxy_and_the_next_run_is_exact() {
+    let env = Env::new();
+    let mut repo = env.repo("r");
+    add_rules(&repo, 0, 10);
+    repo.commit("few");
+    let args = ["build", "--json", "--source", "r", "--out", "out"];
+    env.build(&args[2..]);
+    let before = env.read("out/clusters/sigma-rules.json");
+    add_rules(&repo, 10, 400);
+    repo.commit("many");
+    env.build(&["--source", "r", "--out", "fresh", "--state", "fresh-state"]);
+    let expected = values(&env, "fresh");
+    for ignore in [false, true] {
+        // 64 KiB: less than the new cluster or the parse cache needs.
+        let run = run_with_file_limit(&env, 128, ignore, &args);
+        assert_ne!(run.code, 0, "ignore SIGXFSZ {ignore}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        if ignore {
+            assert!(run.stderr.contains("error"), "{}", run.stderr);
+        }
+        assert_eq!(env.read("out/clusters/sigma-rules.json"), before);
+    }
+    env.build(&args[2..]);
+    assert_eq!(values(&env, "out"), expected);
+}
+
+#[test]
+fn sigkill_at_any_point_leaves_the_old_or_the_new_galaxy_and_the_next_run_is_exact() {
+    let env = Env::new();
+    let mut repo = env.repo("r");
+    add_rules(&repo, 0, 10);
+    repo.commit("few");
+    let args = [
+        "build", "--json", "--source", "r", "--out", "out", "--state", "st",
+    ];
+    env.build(&args[2..]);
+    let old = values(&env, "out");
+    copy_dir(&env.path("out"), &env.path("out.saved"));
+    copy_dir(&env.path("st"), &env.path("st.saved"));
+    add_rules(&repo, 10, 300);
+    repo.commit("many");
+    env.build(&["--source", "r", "--out", "fresh", "--state", "fresh-state"]);
+    let new = values(&env, "fresh");
+    let mut outcomes = [0usize; 2];
+    for delay_ms in [0, 2, 5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500] {
+        for (saved, dir) in [("out.saved", "out"), ("st.saved", "st")] {
+            let _ = std::fs::remove_dir_all(env.path(dir));
+            copy_dir(&env.path(saved), &env.path(dir));
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sigma-galaxy"))
+            .args(args)
+            .current_dir(env.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = values(&env, "out");
+        assert!(
+            now == old || now == new,
+            "killed after {delay_ms} ms: a half-written galaxy"
+        );
+        outcomes[usize::from(now == new)] += 1;
+        env.build(&args[2..]);
+        assert_eq!(
+            values(&env, "out"),
+            new,
+            "the run after a kill at {delay_ms} ms"
+        );
+    }
+    // Some kills landed before the write (whatever the machine's speed, the first one does).
+    assert!(outcomes[0] > 0, "{outcomes:?}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn nothing_is_written_outside_out_state_and_the_lockfile() {
+    let env = Env::new();
+    let mut repo = env.repo("r");
+    add_rules(&repo, 0, 20);
+    repo.commit("rules");
+    std::fs::create_dir_all(env.path("tmp")).unwrap();
+    std::fs::create_dir_all(env.path("home")).unwrap();
+    let listing = |env: &Env| -> Vec<String> {
+        remote::files_under(env.dir.path())
+            .into_iter()
+            .map(|p| {
+                p.strip_prefix(env.dir.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|p| !p.starts_with("r/"))
+            .collect()
+    };
+    let before = listing(&env);
+    let out = Command::new(env!("CARGO_BIN_EXE_sigma-galaxy"))
+        .args(["build", "--source", "r", "--out", "out", "--state", "st"])
+        .current_dir(env.dir.path())
+        .env("TMPDIR", env.path("tmp"))
+        .env("HOME", env.path("home"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: Vec<String> = listing(&env)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .filter(|p| !p.starts_with("out/") && !p.starts_with("st/") && p != "sigma-galaxy.lock")
+        .collect();
+    assert_eq!(written, Vec::<String>::new());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(env.path("st"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+}

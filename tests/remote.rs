@@ -31,7 +31,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs `sigma-galaxy ARGS` in the test folder with `HOME` in it (no credential helper, known_hosts or
 /// default key of the machine's user gets in), no ssh agent, and the extra variables `vars`.
-fn run(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Run {
+pub(crate) fn run(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Run {
     let home = env.path("home");
     std::fs::create_dir_all(&home).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigma-galaxy"));
@@ -115,9 +115,9 @@ fn wait_listening(port: u16, child: &mut Child) -> bool {
 }
 
 /// A server process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Server {
@@ -148,7 +148,7 @@ impl Drop for Server {
 // ---------------------------------------------------------------------------------------------------
 
 /// `git daemon` exporting every repository under `root`, or `None` (skip) without it.
-fn git_daemon(root: &Path) -> Option<Server> {
+pub(crate) fn git_daemon(root: &Path) -> Option<Server> {
     // The git-daemon binary itself: `git daemon` would run it as a child that outlives a kill.
     let binary = git_exec_path().join("git-daemon");
     if !have("git daemon", &binary) {
@@ -475,7 +475,7 @@ fn user_name() -> String {
 
 /// A working repository `work` with `n` rules under `rules/`, and its bare copy at `srv/<repo>` that
 /// the servers serve.
-fn served_repo(env: &Env, repo: &str, n: usize) -> Repo {
+pub(crate) fn served_repo(env: &Env, repo: &str, n: usize) -> Repo {
     let mut work = env.repo("work");
     for i in 0..n {
         work.write(
@@ -492,13 +492,13 @@ fn served_repo(env: &Env, repo: &str, n: usize) -> Repo {
 }
 
 /// Pushes `work`'s main to the served repository.
-fn push(env: &Env, work: &Repo, repo: &str) {
+pub(crate) fn push(env: &Env, work: &Repo, repo: &str) {
     let bare = env.path("srv").join(repo);
     work.git(&["push", "-q", "--force", bare.to_str().unwrap(), "main:main"]);
 }
 
 /// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {

@@ -665,7 +665,7 @@ impl<'a> Job<'a> {
 
     fn staging_dir(&self) -> Result<tempfile::TempDir> {
         let parent = self.mirror.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        crate::dirs::create_private(parent).map_err(|e| Error::io(parent, e))?;
         tempfile::Builder::new()
             .prefix(&format!(".{}.git.", self.source.name))
             .tempdir_in(parent)

@@ -512,7 +512,7 @@ pub fn save_parsed(
     loaded: &Checksums,
 ) -> Result<Checksums> {
     let shard_dir = dir.join(PARSED_DIR);
-    std::fs::create_dir_all(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
+    crate::dirs::create_private(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
     let mut grouped: BTreeMap<&str, BTreeMap<&String, &ParsedFile>> = BTreeMap::new();
     for (key, file) in &parsed.entries {
         grouped.entry(shard_of(key)).or_default().insert(key, file);
@@ -568,7 +568,7 @@ pub fn save(
     build: &mut BuildRecord,
     parsed: Checksums,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::dirs::create_private(dir).map_err(|e| Error::io(dir, e))?;
     build.state = parsed;
     if let Some(attack) = attack {
         build
@@ -618,7 +618,7 @@ pub struct Lock {
 /// Takes the state folder's lock, creating the folder. When another run holds it: waits (saying so
 /// on stderr unless `quiet`), or fails at once with `no_wait`.
 pub fn lock(dir: &Path, no_wait: bool, quiet: bool) -> Result<Lock> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    crate::dirs::create_private(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join("lock");
     let file = File::options()
         .create(true)
