@@ -1,0 +1,53 @@
+//! Rule parse and map: any bytes as a rule file, read within the default limits and within tight
+//! ones; every rule kept respects the field length and merges into storable values.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sigma_galaxy::merge::{self, Candidate};
+use sigma_galaxy::parse::{self, Limits};
+
+fuzz_target!(|data: &[u8]| {
+    let tight = Limits {
+        file_size: 1 << 16,
+        nesting_depth: 8,
+        yaml_nodes: 2_000,
+        yaml_text: 1 << 16,
+        field_length: 64,
+    };
+    for limits in [Limits::default(), tight] {
+        let parsed = parse::parse_file(data, &limits);
+        for rule in &parsed.rules {
+            for text in [&rule.description, &rule.author, &rule.id, &rule.date]
+                .into_iter()
+                .flatten()
+            {
+                assert!(text.len() <= limits.field_length);
+            }
+            assert!(!rule.title.is_empty());
+        }
+        let candidates = parsed
+            .rules
+            .into_iter()
+            .map(|rule| Candidate {
+                source: 0,
+                path: "rule.yml".into(),
+                rule,
+                link: None,
+                remembered: None,
+            })
+            .collect();
+        let mut warnings = Vec::new();
+        let values = merge::merge(
+            candidates,
+            &["src".to_string()],
+            uuid::Uuid::nil(),
+            "sigma-rules",
+            true,
+            &mut warnings,
+        );
+        for v in &values {
+            assert!(!v.title.is_empty());
+            assert!(!v.title.chars().any(char::is_control));
+        }
+    }
+});
