@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let Ok(cli) = Cli::try_parse_from(["sigma-galaxy", "build", "--config", path.to_str().unwrap_or("")]) else {
+    let Ok(cli) = Cli::try_parse_from([
+        "sigma-galaxy",
+        "build",
+        "--config",
+        path.to_str().unwrap_or(""),
+    ]) else {
         return;
     };
     if let Command::Build(args) = cli.command {

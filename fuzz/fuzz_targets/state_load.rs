@@ -5,10 +5,18 @@
 use libfuzzer_sys::fuzz_target;
 use sigma_galaxy::state::{self, State};
 
-const FILES: &[&str] = &["build.json", "sources.bin", "blobs.bin", "attack.bin", "parsed/ab.bin"];
+const FILES: &[&str] = &[
+    "build.json",
+    "sources.bin",
+    "blobs.bin",
+    "attack.bin",
+    "parsed/ab.bin",
+];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, body)) = data.split_first() else { return };
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
     let Ok(dir) = tempfile::tempdir() else { return };
     let name = FILES[usize::from(pick) % FILES.len()];
     let path = dir.path().join(name);
@@ -19,7 +27,12 @@ fuzz_target!(|data: &[u8]| {
     let mut bytes = Vec::new();
     if pick & 0x80 == 0 {
         bytes.extend_from_slice(
-            format!("sigma-galaxy-state {} {}\n", state::FORMAT, state::checksum(body)).as_bytes(),
+            format!(
+                "sigma-galaxy-state {} {}\n",
+                state::FORMAT,
+                state::checksum(body)
+            )
+            .as_bytes(),
         );
     }
     bytes.extend_from_slice(body);
