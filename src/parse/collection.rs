@@ -28,6 +28,10 @@ use super::yaml::{Map, Node};
 pub(crate) struct Collection {
     global: Map,
     previous: Previous,
+    /// Nodes in `global` and in the previous rule, kept up to date so that [`Collection::copies`] costs
+    /// nothing: a file of many documents under a large `global` must not count it again each time.
+    global_size: usize,
+    previous_size: usize,
 }
 
 /// pySigma's `prev_rule`.
@@ -41,17 +45,31 @@ enum Previous {
 }
 
 impl Collection {
+    /// About how many nodes taking `document` copies (at most twice its merged size): what a file's
+    /// budget is charged before [`Collection::next`] runs.
+    pub(crate) fn copies(&self, document: &Map) -> usize {
+        let own = map_size(document);
+        match document.get("action") {
+            None | Some(Node::Null) => 2 * (own + self.global_size),
+            Some(Node::Str(action)) if action == "repeat" => 2 * (own + self.previous_size),
+            Some(_) => own,
+        }
+    }
+
     /// Takes the next mapping document of the file; returns the mapping to read as a rule, if any.
     pub(crate) fn next(&mut self, mut document: Map) -> Result<Option<Map>, String> {
+        let own = map_size(&document);
         match document.remove("action") {
             None | Some(Node::Null) => {
                 deep_update(&mut document, &self.global);
                 self.previous = Previous::Rule(document.clone());
+                self.previous_size = own + self.global_size;
                 Ok(Some(document))
             }
             Some(Node::Str(action)) if action == "global" => {
                 self.global = document;
                 self.previous = Previous::Global;
+                (self.global_size, self.previous_size) = (own, own);
                 Ok(None)
             }
             Some(Node::Str(action)) if action == "reset" => {
@@ -59,9 +77,14 @@ impl Collection {
                     self.previous = Previous::Rule(self.global.clone());
                 }
                 self.global = Map::default();
+                self.global_size = 0;
                 Ok(None)
             }
             Some(Node::Str(action)) if action == "repeat" => {
+                self.previous_size += own;
+                if matches!(self.previous, Previous::Global) {
+                    self.global_size += own;
+                }
                 let previous = match &mut self.previous {
                     Previous::None => {
                         return Err("`action: repeat` has no previous rule to repeat".to_owned());
@@ -77,6 +100,14 @@ impl Collection {
             Some(other) => Err(format!("`action` must be a string, not {}", other.kind())),
         }
     }
+}
+
+/// The nodes of a mapping, its own included.
+fn map_size(map: &Map) -> usize {
+    1 + map
+        .iter()
+        .map(|(key, value)| key.size() + value.size())
+        .sum::<usize>()
 }
 
 /// pySigma's `deep_dict_update(dest, src)`: every key of `src` is set in `dest`; where `src`'s value is a

@@ -227,6 +227,9 @@ impl Default for Limits {
 /// many bad documents must not cost one scan per document.
 const LINE_LOOKUPS: usize = 100;
 
+/// How many repeated keys of one document are reported one by one; the rest are counted.
+const MAX_DUPLICATES: usize = 10;
+
 /// Parses the bytes of one rule file within `limits`.
 ///
 /// Never panics. Documents that are not Sigma rules (no `title`, or neither `detection` nor `correlation`
@@ -346,8 +349,22 @@ impl Reader<'_> {
                 return;
             }
         };
-        for dup in document.duplicates {
-            self.duplicate(index, start, &dup);
+        let repeated = document.duplicates.len();
+        for dup in document.duplicates.iter().take(MAX_DUPLICATES) {
+            self.duplicate(index, start, dup);
+        }
+        if repeated > MAX_DUPLICATES {
+            let message = format!(
+                "{} more duplicate keys: the last value of each is used",
+                repeated - MAX_DUPLICATES
+            );
+            self.problem(Some(start), Code::DuplicateDetectionKey, message);
+        }
+        // A collection copies its global (or previous) document into each rule: that counts.
+        if !self.budget.take_nodes(self.collection.copies(&map)) {
+            let message = "the file loads more YAML nodes than the limits allow (collection documents merged)".to_owned();
+            self.problem(Some(start), Code::LimitExceeded, message);
+            return;
         }
         let merged = match self.collection.next(map) {
             Ok(Some(merged)) => merged,
@@ -358,15 +375,6 @@ impl Reader<'_> {
                 return;
             }
         };
-        // A collection copies its global document into each rule: that counts against the budget.
-        if !merged
-            .iter()
-            .all(|(key, value)| self.budget.take_tree(key) && self.budget.take_tree(value))
-        {
-            let message = "the file loads more YAML nodes or text than the limits allow (collection documents merged)".to_owned();
-            self.problem(Some(start), Code::LimitExceeded, message);
-            return;
-        }
         let rule_index = u32::try_from(index).unwrap_or(u32::MAX);
         match rule::read_rule(&merged, rule_index, start, self.field_length) {
             Ok(Some((rule, warnings))) => {

@@ -625,3 +625,43 @@ fn every_shape_parses_in_linear_work() {
     let deep = "[".repeat(1_000_000);
     assert!(scan::scan(&deep, 64).bytes <= 65);
 }
+
+#[test]
+fn a_large_global_document_is_charged_for_every_rule_it_is_merged_into() {
+    // 20,000 global keys merged into 20,000 documents would copy 400 million nodes.
+    let mut text = String::from("action: global\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("k{i}: v\n"));
+    }
+    for i in 0..20_000 {
+        text.push_str(&format!("---\ntitle: R{i}\ndetection: {{}}\n"));
+    }
+    let parsed = parse(&text);
+    // The default budget of 200,000 nodes holds a few merged rules, then each document is refused.
+    assert!(parsed.rules.len() < 10, "{}", parsed.rules.len());
+    assert_eq!(parsed.problems.len(), 20_000 - parsed.rules.len());
+    assert!(
+        parsed
+            .problems
+            .iter()
+            .all(|p| p.code == Code::LimitExceeded)
+    );
+}
+
+#[test]
+fn many_repeated_keys_are_counted_after_the_first_ten() {
+    let mut text = String::from("title: T\ndetection:\n");
+    for i in 0..1_000 {
+        text.push_str(&format!("  k: {i}\n"));
+    }
+    let parsed = parse(&text);
+    assert_eq!(parsed.rules.len(), 1);
+    assert_eq!(parsed.problems.len(), 11);
+    assert!(
+        parsed.problems[10]
+            .message
+            .starts_with("989 more duplicate keys"),
+        "{}",
+        parsed.problems[10].message
+    );
+}

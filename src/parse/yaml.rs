@@ -53,6 +53,20 @@ impl Node {
         }
     }
 
+    /// How many nodes the tree holds, itself included.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Node::Null | Node::Str(_) | Node::Plain(_) => 1,
+            Node::Seq(items) => 1 + items.iter().map(Node::size).sum::<usize>(),
+            Node::Map(map) => {
+                1 + map
+                    .iter()
+                    .map(|(key, value)| key.size() + value.size())
+                    .sum::<usize>()
+            }
+        }
+    }
+
     /// Whether the tree holds a [`Node::Plain`] scalar anywhere.
     fn has_plain(&self) -> bool {
         match self {
@@ -214,18 +228,14 @@ impl Budget {
         }
     }
 
-    /// Takes every node of `node` from the budget; `false` when the budget is spent.
-    pub(crate) fn take_tree(&self, node: &Node) -> bool {
-        match node {
-            Node::Null => self.take(0),
-            Node::Str(s) | Node::Plain(s) => self.take(s.len()),
-            Node::Seq(items) => self.take(0) && items.iter().all(|item| self.take_tree(item)),
-            Node::Map(map) => {
-                self.take(0)
-                    && map
-                        .iter()
-                        .all(|(key, value)| self.take_tree(key) && self.take_tree(value))
+    /// Takes `nodes` nodes (without text) from the budget; `false` when the budget is spent.
+    pub(crate) fn take_nodes(&self, nodes: usize) -> bool {
+        match self.nodes.get().checked_sub(nodes) {
+            Some(left) => {
+                self.nodes.set(left);
+                true
             }
+            None => false,
         }
     }
 
