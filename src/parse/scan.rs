@@ -164,7 +164,8 @@ pub(crate) fn scan(text: &str, max_depth: usize) -> Scan {
                     in_plain = false;
                     token_start = true;
                 }
-                b'"' | b'\'' if token_start && !in_plain => carry = Carry::Quote(c),
+                // In flow context a quoted scalar may follow a JSON-like key's `:` without a space.
+                b'"' | b'\'' if (token_start || depth > 0) && !in_plain => carry = Carry::Quote(c),
                 b'!' if token_start && !in_plain => {
                     let end = token_end(bytes, i, depth > 0);
                     let tag = &line[i..end];
@@ -250,6 +251,15 @@ mod tests {
         let found = scan(&deep, 64);
         assert_eq!(found.too_deep, Some(2));
         assert_eq!(found.bytes, "title: x\ndetection: ".len() + 65);
+    }
+
+    #[test]
+    fn json_like_flow_mappings_cannot_hide_nesting() {
+        // Each level opens a `[` for real; the `]` in the string must not close it.
+        let level = "[{\"a\":\"]\"},";
+        let text = format!("x: {}\n", level.repeat(100));
+        assert_eq!(scan(&text, 64).too_deep, Some(1));
+        assert!(depth_ok("x: {\"a\":\"[[[[\", 'b':'{{{{'}\n", 1));
     }
 
     #[test]
