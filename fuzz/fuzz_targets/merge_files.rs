@@ -1,6 +1,6 @@
 //! Collection merge: the input split at NUL bytes into up to eight rule files of two sources, parsed
-//! and merged; titles come out unique ignoring case, storable and free of hidden characters, uuids
-//! unique.
+//! and merged with the default policies; titles come out unique ignoring case, storable and free of
+//! hidden characters, uuids unique.
 #![no_main]
 
 use std::collections::HashSet;
@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let values = merge::merge(
         candidates,
         &["a".to_string(), "b".to_string()],
+        &[],
         uuid::Uuid::nil(),
         "sigma-rules",
         false,

@@ -40,6 +40,7 @@ fuzz_target!(|data: &[u8]| {
         let values = merge::merge(
             candidates,
             &["src".to_string()],
+            &[],
             uuid::Uuid::nil(),
             "sigma-rules",
             true,

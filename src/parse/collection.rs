@@ -45,14 +45,20 @@ enum Previous {
 }
 
 impl Collection {
-    /// About how many nodes taking `document` copies (at most twice its merged size): what a file's
-    /// budget is charged before [`Collection::next`] runs.
+    /// About how many nodes taking `document` copies (at most twice its merged size; its own loading
+    /// is already paid for): what a file's budget is charged before [`Collection::next`] runs.
     pub(crate) fn copies(&self, document: &Map) -> usize {
         let own = map_size(document);
         match document.get("action") {
             None | Some(Node::Null) => 2 * (own + self.global_size),
             Some(Node::Str(action)) if action == "repeat" => 2 * (own + self.previous_size),
-            Some(_) => own,
+            // `reset` right after `global` keeps a copy of it as the previous rule; `global` moves.
+            Some(Node::Str(action))
+                if action == "reset" && matches!(self.previous, Previous::Global) =>
+            {
+                self.global_size
+            }
+            Some(_) => 0,
         }
     }
 
