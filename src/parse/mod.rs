@@ -22,7 +22,9 @@
 //!   `!!python/object` or `!foo`) or read (a field of the wrong type, a bad collection action) is one
 //!   [`Problem`], at the line `yaml_serde` or the scan reports or, for a field, at the line of its key;
 //!   that document is skipped and the others still count. After a YAML *syntax* error no later
-//!   document of the file can be read (libyaml does not resume).
+//!   document of the file can be read (libyaml does not resume); nor after an unsafe tag, whose
+//!   document is never handed to `yaml_serde` (an unknown tag on a node holding an unknown alias
+//!   makes it panic).
 //! - **Repeated keys.** In the metadata (`title`, `id`, `tags`, `logsource`, ...) a repeated key makes
 //!   the rule ambiguous: [`Code::DuplicateKey`], skipped. Elsewhere (`detection`, custom fields) the
 //!   last value wins, in the first key's place, as PyYAML and pySigma do, with a
@@ -270,12 +272,13 @@ pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
         return only(line, Code::LimitExceeded, message);
     }
     let layout = Layout::new(text);
-    // The first unsafe tag of each document.
-    let mut tags: HashMap<usize, (u32, String)> = HashMap::new();
-    for (line, tag) in scanned.tags {
-        tags.entry(layout.document_of_line(line))
-            .or_insert((line, tag));
-    }
+    // The first unsafe tag ends the file: that document is reported, and neither it nor any later
+    // one is handed to `yaml_serde` (see `Documents::stop_at`).
+    let tagged = scanned
+        .tags
+        .into_iter()
+        .next()
+        .map(|(line, tag)| (layout.document_of_line(line), line, tag));
     let budget = Budget::new(limits.yaml_nodes, limits.yaml_text, depth);
     let mut reader = Reader {
         layout: &layout,
@@ -285,17 +288,23 @@ pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
         budget: &budget,
         parsed: ParsedFile::default(),
     };
-    for document in yaml::documents(text, &budget) {
-        if let Some((line, tag)) = tags.remove(&document.index) {
-            let message = format!("unsafe YAML tag `{tag}`: only plain YAML is read");
-            reader.parsed.problems.push(Problem {
-                line: Some(line),
-                code: Code::UnsafeYamlTag,
-                message,
-            });
-            continue;
-        }
+    let stop = tagged.as_ref().map(|(index, _, _)| *index);
+    for document in yaml::documents(text, &budget).stop_at(stop) {
         reader.document(document);
+    }
+    if let Some((index, line, tag)) = tagged {
+        let start = layout.document_line(index);
+        let rest = if layout.document_line(index + 1) > start {
+            " (the rest of the file is not read)"
+        } else {
+            ""
+        };
+        let message = format!("unsafe YAML tag `{tag}`: only plain YAML is read{rest}");
+        reader.parsed.problems.push(Problem {
+            line: Some(line),
+            code: Code::UnsafeYamlTag,
+            message,
+        });
     }
     reader.parsed
 }

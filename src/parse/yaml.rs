@@ -258,6 +258,8 @@ pub(crate) struct Documents<'a> {
     next_index: usize,
     done: bool,
     budget: &'a Budget,
+    /// The index of the first document not to read at all (see [`documents`]).
+    stop_at: Option<usize>,
     /// The second reader (see the module docs) and the index of the next document it would yield.
     rereader: Option<(yaml_serde::Deserializer<'a>, usize)>,
 }
@@ -279,7 +281,18 @@ pub(crate) fn documents<'a>(text: &'a str, budget: &'a Budget) -> Documents<'a> 
         next_index: 0,
         done: false,
         budget,
+        stop_at: None,
         rereader: None,
+    }
+}
+
+impl Documents<'_> {
+    /// Ends the documents before document `index`, which is not handed to `yaml_serde` at all: a
+    /// node with a tag `yaml_serde` does not know, holding an unknown alias, makes it panic (found by
+    /// fuzzing), and a document cannot be skipped without being read.
+    pub(crate) fn stop_at(mut self, index: Option<usize>) -> Self {
+        self.stop_at = index;
+        self
     }
 }
 
@@ -289,7 +302,7 @@ impl Iterator for Documents<'_> {
     fn next(&mut self) -> Option<Document> {
         // A YAML stream cannot hold more documents than bytes (plus the empty one); this bound only
         // guards against a `yaml_serde` iterator that never ends.
-        if self.done || self.next_index > self.text.len() {
+        if self.done || self.next_index > self.text.len() || self.stop_at == Some(self.next_index) {
             return None;
         }
         let document = self.stream.next()?;
