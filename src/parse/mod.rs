@@ -67,7 +67,6 @@ mod yaml;
 mod tests;
 
 use std::cell::Cell;
-use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
