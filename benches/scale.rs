@@ -217,7 +217,9 @@ fn floor(repo: &Path, commit: &str, scratch: &Path) -> Floor {
     let t1 = self_cpu();
     let parsed: Vec<sigma_galaxy::parse::ParsedFile> = files
         .par_iter()
-        .map(|(_, bytes)| sigma_galaxy::parse::parse_file(bytes))
+        .map(|(_, bytes)| {
+            sigma_galaxy::parse::parse_file(bytes, &sigma_galaxy::parse::Limits::default())
+        })
         .collect();
     let t2 = self_cpu();
     let out = std::io::BufWriter::new(std::fs::File::create(scratch.join("floor.json")).unwrap());
