@@ -676,3 +676,29 @@ fn many_repeated_keys_are_counted_after_the_first_ten() {
         parsed.problems[10].message
     );
 }
+
+/// Inputs on which `yaml_serde` itself panicked (found by fuzzing in CI): the file is reported and
+/// parsing goes on with the next file.
+#[test]
+fn documents_that_make_yaml_serde_panic_are_reported_not_fatal() {
+    for bytes in [
+        include_bytes!("crashes/crash-60ac389e20efc618ba6a150f89629892e5bdd3c8").as_slice(),
+        include_bytes!("crashes/crash-782ff48e4f4d8fee2ea1e93e5966ee18db4489ad"),
+        include_bytes!("crashes/crash-958a4c6b17148a3717cc03c36c23dd5202621c63"),
+    ] {
+        // Tight limits, as the fuzz target uses: a limit hit inside the document is what leads
+        // `yaml_serde` to its panic.
+        let tight = Limits {
+            file_size: 1 << 16,
+            nesting_depth: 8,
+            yaml_nodes: 2_000,
+            yaml_text: 1 << 16,
+            field_length: 64,
+        };
+        for limits in [Limits::default(), tight] {
+            let parsed = parse_file(bytes, &limits);
+            assert!(parsed.rules.is_empty());
+            assert!(!parsed.problems.is_empty(), "{parsed:?}");
+        }
+    }
+}

@@ -315,12 +315,30 @@ impl Iterator for Documents<'_> {
             path: RefCell::new(Vec::new()),
             duplicates: RefCell::new(Vec::new()),
         };
-        let node = match (NodeSeed {
-            ctx: &ctx,
-            keys: None,
-        })
-        .deserialize(document)
-        {
+        // `yaml_serde` panics on some malformed documents (an unknown alias inside broken nested flow
+        // collections, found by fuzzing): that document, and the rest of the file, are then lost
+        // with a finding instead of the whole run.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            NodeSeed {
+                ctx: &ctx,
+                keys: None,
+            }
+            .deserialize(document)
+        }));
+        let Ok(loaded) = loaded else {
+            self.done = true;
+            return Some(Document {
+                index,
+                node: Err(YamlError {
+                    line: None,
+                    message: "the YAML parser failed on this document (malformed nesting)".into(),
+                    code: Code::InvalidYaml,
+                    fatal: true,
+                }),
+                duplicates: Vec::new(),
+            });
+        };
+        let node = match loaded {
             Ok(mut node) => {
                 if needs_text_as_written(&node) {
                     self.reread(index, &mut node);
