@@ -38,21 +38,6 @@ struct FileJob {
     key: Option<String>,
 }
 
-/// Makes sure the new cache has the entry `key`, moving it from the old cache if need be; false when
-/// neither has it.
-fn take_entry(old: &mut ParseCache, new: &mut ParseCache, key: &str) -> bool {
-    if new.entries.contains_key(key) {
-        return true;
-    }
-    match old.entries.remove(key) {
-        Some(parsed) => {
-            new.entries.insert(key.to_string(), parsed);
-            true
-        }
-        None => false,
-    }
-}
-
 /// Builds the galaxy described by `config` and writes it (unless nothing changed).
 pub fn build(config: &Config) -> Result<Summary> {
     let quiet = matches!(
@@ -183,7 +168,13 @@ pub fn build(config: &Config) -> Result<Summary> {
     clock.lap("diff");
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
     let parsed_sums = if writes {
-        state::save_parsed(&config.state, &parsed.cache, &prev.shards, &prev.checksums)?
+        state::save_parsed(
+            &config.state,
+            &parsed.cache,
+            &parsed.dirty,
+            &prev.shards,
+            &prev.checksums,
+        )?
     } else {
         state::Checksums::new()
     };
@@ -299,27 +290,28 @@ pub fn build(config: &Config) -> Result<Summary> {
             emit::value_key(parse_key.unwrap_or_default(), v, r)
         })
         .collect();
-    let known_cluster = prev.sources.outputs[0].as_ref();
-    let previous_text = emit::reusable(&config.out, &config.galaxy.kind, known_cluster);
-    let previous = previous_text
-        .as_deref()
-        .zip(known_cluster)
-        .map(|(text, fingerprint)| emit::Previous { text, fingerprint });
+    // The files there now, each read once: unchanged values are copied from the cluster file when it
+    // is the one last written.
+    let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
+    let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
+    let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);
     let cluster = emit::cluster_content(&config.galaxy, &values, &related, &value_keys, previous);
-    drop(previous_text);
+    if let Some(p) = &mut prior_cluster {
+        p.text = None;
+    }
     // Formatted: the records are no longer needed while the files are written.
     let value_count = values.len();
     drop((values, related));
     let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
     clock.lap("format");
+    let fingerprint = emit::fingerprint;
     let cluster = if config.value_versions {
-        let known = prev.sources.outputs[0].as_ref();
         emit::value_versions(
             &config.out,
             &config.galaxy.kind,
             cluster,
             content_clock,
-            known,
+            fingerprint(&prior_cluster),
         )
     } else {
         cluster
@@ -330,10 +322,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         cluster,
         galaxy,
         content_clock,
-        [
-            prev.sources.outputs[0].as_ref(),
-            prev.sources.outputs[1].as_ref(),
-        ],
+        [fingerprint(&prior_cluster), fingerprint(&prior_galaxy)],
         !writes,
     )?;
     clock.lap("write");
@@ -483,6 +472,8 @@ struct Parsed {
     jobs: Vec<FileJob>,
     /// The new cache: exactly the current files' contents.
     cache: ParseCache,
+    /// The parse cache shards whose entries changed (added or dropped).
+    dirty: std::collections::BTreeSet<String>,
     /// Files parsed this run.
     count: usize,
 }
@@ -608,43 +599,36 @@ fn walk_sources(
 }
 
 /// Gives every rule file its parse record: from the cache when its content is known (unchanged files
-/// are not even read), else read, hashed and parsed, in parallel. Records move from the old cache to
-/// the new one, which ends up holding exactly the current files' contents.
+/// are not even read), else read, hashed and parsed, in parallel. The old cache becomes the new one in
+/// place: records still used stay where they are, new ones are added and the rest dropped, so that
+/// the new cache holds exactly the current files' contents and a small change touches a few entries.
 fn parse_rules(
     config: &Config,
     snapshots: &[Snapshot],
     old: &mut ParseCache,
     reasons: &mut Vec<Reason>,
 ) -> Result<Parsed> {
+    let parser = key::parser_stamp(&config.limits);
+    let keys_valid = old.parser == parser;
     let mut cache = ParseCache {
-        parser: key::parser_stamp(&config.limits),
-        ..ParseCache::default()
+        parser,
+        blobs: std::mem::take(&mut old.blobs),
+        entries: std::mem::take(&mut old.entries),
     };
-    let keys_valid = old.parser == cache.parser;
-    let mut old_blobs = std::mem::take(&mut old.blobs);
     let mut jobs: Vec<FileJob> = Vec::new();
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
             let blob = f.blob.to_string();
-            let known = old_blobs
-                .remove(&blob)
-                .or_else(|| cache.blobs.get(&blob).cloned());
-            let (content, key) = match known {
-                Some(b) if keys_valid => (Some(b.content), Some(b.key)),
+            let (content, key) = match cache.blobs.get_mut(&blob) {
+                Some(b) if keys_valid => (Some(b.content.clone()), Some(b.key.clone())),
                 Some(b) => {
-                    let key = key::hash(&ParseKey::new(&b.content, &config.limits));
-                    (Some(b.content), Some(key))
+                    // Another parser: the content is known, its key is computed anew.
+                    b.key = key::hash(&ParseKey::new(&b.content, &config.limits));
+                    (Some(b.content.clone()), Some(b.key.clone()))
                 }
                 None => (None, None),
             };
-            let key = key.filter(|k| take_entry(old, &mut cache, k));
-            if let (Some(content), Some(key)) = (&content, &key) {
-                let info = BlobInfo {
-                    content: content.clone(),
-                    key: key.clone(),
-                };
-                cache.blobs.insert(blob, info);
-            }
+            let key = key.filter(|k| cache.entries.contains_key(k));
             jobs.push(FileJob {
                 source: s,
                 path: f.path.clone(),
@@ -657,38 +641,49 @@ fn parse_rules(
     let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
     // Read, hash and parse in one pass per file, so that no more than one file's bytes per thread
     // are ever held: content already known under another blob is not parsed again.
-    let known = |key: &str| old.entries.contains_key(key) || cache.entries.contains_key(key);
+    let entries = &cache.entries;
+    let known = |key: &str| entries.contains_key(key);
     let read = read_and_parse(snapshots, &jobs, &unknown, &known, &config.limits)?;
     let mut count = 0;
+    let mut dirty = std::collections::BTreeSet::new();
     for (i, content, key, parsed) in read {
-        jobs[i].content = Some(content);
-        match parsed {
-            None => {
-                take_entry(old, &mut cache, &key);
+        if let Some(parsed) = parsed {
+            count += 1;
+            if config.output.verbose() {
+                reasons.push(Reason::NewContent {
+                    file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
+                });
             }
-            Some(parsed) => {
-                count += 1;
-                if config.output.verbose() {
-                    reasons.push(Reason::NewContent {
-                        file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
-                    });
-                }
-                cache.entries.entry(key.clone()).or_insert(parsed);
+            if !cache.entries.contains_key(&key) {
+                dirty.insert(state::shard_of(&key).to_string());
+                cache.entries.insert(key.clone(), parsed);
             }
         }
+        let info = BlobInfo {
+            content: content.clone(),
+            key: key.clone(),
+        };
+        cache.blobs.insert(jobs[i].blob.to_string(), info);
+        jobs[i].content = Some(content);
         jobs[i].key = Some(key);
     }
-    for i in unknown {
-        let job = &jobs[i];
-        if let (Some(content), Some(key)) = (&job.content, &job.key) {
-            let info = BlobInfo {
-                content: content.clone(),
-                key: key.clone(),
-            };
-            cache.blobs.insert(job.blob.to_string(), info);
+    // What the current files no longer use goes.
+    let used: HashSet<&str> = jobs.iter().filter_map(|j| j.key.as_deref()).collect();
+    cache.entries.retain(|key, _| {
+        let keep = used.contains(key.as_str());
+        if !keep {
+            dirty.insert(state::shard_of(key).to_string());
         }
-    }
-    Ok(Parsed { jobs, cache, count })
+        keep
+    });
+    let blobs: HashSet<String> = jobs.iter().map(|j| j.blob.to_string()).collect();
+    cache.blobs.retain(|blob, _| blobs.contains(blob));
+    Ok(Parsed {
+        jobs,
+        cache,
+        dirty,
+        count,
+    })
 }
 
 /// A file [`read_and_parse`] read: job index, content hash, parse key, parse result (`None`: the

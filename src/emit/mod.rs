@@ -25,6 +25,7 @@
 
 pub mod json;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -279,12 +280,51 @@ pub struct Previous<'a> {
     pub fingerprint: &'a Fingerprint,
 }
 
-/// The previous cluster file's text, when it is still the one `known` describes (so its value
-/// spans can be reused); `None` otherwise.
-pub fn reusable(out: &Path, kind: &str, known: Option<&Fingerprint>) -> Option<String> {
-    let known = known.filter(|k| !k.spans.is_empty())?;
-    let text = std::fs::read_to_string(cluster_path(out, kind)).ok()?;
-    (checksum(text.as_bytes()) == known.checksum).then_some(text)
+/// An output file as the last build left it, read once: its fingerprint (the state's record when the
+/// file still has the recorded checksum, else computed from the parsed file) and, when the record
+/// describes it and has value spans, its text, for [`cluster_content`] to copy unchanged values from.
+#[derive(Debug)]
+pub struct Prior<'a> {
+    pub fingerprint: Cow<'a, Fingerprint>,
+    pub text: Option<String>,
+}
+
+impl Prior<'_> {
+    /// The text and fingerprint [`cluster_content`] splices from, when the text was kept.
+    pub fn previous(&self) -> Option<Previous<'_>> {
+        Some(Previous {
+            text: self.text.as_deref()?,
+            fingerprint: &self.fingerprint,
+        })
+    }
+}
+
+/// The fingerprint of a [`Prior`], when there is one.
+pub fn fingerprint<'p>(prior: &'p Option<Prior<'_>>) -> Option<&'p Fingerprint> {
+    prior.as_ref().map(|p| p.fingerprint.as_ref())
+}
+
+/// The output file at `path` as a [`Prior`] (`known`: the fingerprint the state recorded for it);
+/// `None` when there is no usable file.
+pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a>> {
+    let bytes = std::fs::read(path).ok()?;
+    let sum = checksum(&bytes);
+    if let Some(k) = known.filter(|k| k.checksum == sum) {
+        let text = match k.spans.is_empty() {
+            true => None,
+            false => String::from_utf8(bytes).ok(),
+        };
+        return Some(Prior {
+            fingerprint: Cow::Borrowed(k),
+            text,
+        });
+    }
+    let mut json: Json = serde_json::from_slice(&bytes).ok()?;
+    let version = json.as_object_mut()?.remove("version")?.as_i64()?;
+    Some(Prior {
+        fingerprint: Cow::Owned(Fingerprint::of(&json, version, sum)),
+        text: None,
+    })
 }
 
 /// The cluster without its version, formatted: values are formatted in parallel and spliced into the
@@ -458,35 +498,26 @@ struct Planned {
     fingerprint: Fingerprint,
 }
 
-/// Computes both files' versions against what is in `out` and writes whatever changed, atomically;
-/// with `dry_run`, writes nothing and reports what it would do.
+/// Computes both files' versions against the files there now and writes whatever changed,
+/// atomically; with `dry_run`, writes nothing and reports what it would do.
 ///
-/// `known` are the fingerprints the state recorded for the two files; when a file still has the
-/// recorded hash, it is not parsed again.
+/// `prior` are the fingerprints of the cluster and galaxy files in `out` now ([`prior`]).
 pub fn write(
     out: &Path,
     kind: &str,
     cluster: Content,
     galaxy: Content,
     base: i64,
-    known: [Option<&Fingerprint>; 2],
+    prior: [Option<&Fingerprint>; 2],
     dry_run: bool,
 ) -> Result<Written> {
     let cluster_file = cluster_path(out, kind);
     let galaxy_file = galaxy_path(out, kind);
-    let [known_cluster, known_galaxy] = known;
-    let prev_cluster = previous(&cluster_file, known_cluster);
-    let c = plan(cluster_file.clone(), cluster, prev_cluster.as_ref(), base);
-    let g = plan(
-        galaxy_file.clone(),
-        galaxy,
-        previous(&galaxy_file, known_galaxy).as_ref(),
-        base,
-    );
-    let (added, changed, removed) = count_changes(
-        prev_cluster.as_ref().map(|p| &p.values),
-        &c.fingerprint.values,
-    );
+    let [prior_cluster, prior_galaxy] = prior;
+    let c = plan(cluster_file.clone(), cluster, prior_cluster, base);
+    let g = plan(galaxy_file.clone(), galaxy, prior_galaxy, base);
+    let (added, changed, removed) =
+        count_changes(prior_cluster.map(|p| &p.values), &c.fingerprint.values);
     let wrote = c.rewrite || g.rewrite;
     let staged: Vec<_> = [&c, &g]
         .into_iter()
@@ -513,19 +544,6 @@ pub fn write(
 pub fn count_values(path: &Path) -> Option<usize> {
     let json: Json = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     json.get("values")?.as_array().map(Vec::len)
-}
-
-/// The fingerprint of the output file at `path`: the recorded one if the file still has its hash,
-/// else computed from the parsed file; `None` when there is no usable file.
-fn previous(path: &Path, known: Option<&Fingerprint>) -> Option<Fingerprint> {
-    let file_checksum = crate::state::file_checksum(path).ok()?;
-    if let Some(k) = known.filter(|k| k.checksum == file_checksum) {
-        return Some(k.clone());
-    }
-    let bytes = std::fs::read(path).ok()?;
-    let mut json: Json = serde_json::from_slice(&bytes).ok()?;
-    let version = json.as_object_mut()?.remove("version")?.as_i64()?;
-    Some(Fingerprint::of(&json, version, file_checksum))
 }
 
 /// A file's version, from its previous fingerprint, its new content hash and the content clock.
@@ -563,18 +581,18 @@ fn previous_value_versions(path: &Path) -> BTreeMap<String, (String, i64)> {
         .collect()
 }
 
-/// The cluster with a `version` in each value (see [`with_value_versions`]), against the previous
-/// cluster file in `out` (`known`: its recorded fingerprint) and the content clock `base`, as
-/// [`write`] will version the cluster itself.
+/// The cluster with a `version` in each value (see [`with_value_versions`]), against the cluster file
+/// in `out` now (`prior`: its fingerprint, [`prior`]) and the content clock `base`, as [`write`] will
+/// version the cluster itself.
 pub fn value_versions(
     out: &Path,
     kind: &str,
     mut cluster: Content,
     base: i64,
-    known: Option<&Fingerprint>,
+    prior: Option<&Fingerprint>,
 ) -> Content {
     let cluster_file = cluster_path(out, kind);
-    let version = next_version(previous(&cluster_file, known).as_ref(), &cluster.hash, base);
+    let version = next_version(prior, &cluster.hash, base);
     let old = previous_value_versions(&cluster_file);
     let new = &cluster.values;
     let text = cluster.parts.concat();
@@ -776,9 +794,18 @@ mod tests {
         };
         let dir = tempfile::tempdir().expect("tmp");
         let write_at = |b: &str, base: i64| {
-            let c = value_versions(dir.path(), "t", Content::of(&values(b)), base, None);
+            let prior_cluster = prior(&cluster_path(dir.path(), "t"), None);
+            let prior_galaxy = prior(&galaxy_path(dir.path(), "t"), None);
+            let c = value_versions(
+                dir.path(),
+                "t",
+                Content::of(&values(b)),
+                base,
+                fingerprint(&prior_cluster),
+            );
             let g = Content::of(&json!({"type": "t"}));
-            write(dir.path(), "t", c, g, base, [None, None], false).expect("write");
+            let fingerprints = [fingerprint(&prior_cluster), fingerprint(&prior_galaxy)];
+            write(dir.path(), "t", c, g, base, fingerprints, false).expect("write");
             let text = std::fs::read_to_string(cluster_path(dir.path(), "t")).expect("read");
             let parsed: Json = serde_json::from_str(&text).expect("json");
             assert_eq!(json::to_misp_json(&parsed), text, "misp formatting");

@@ -224,7 +224,7 @@ pub struct State {
 pub type Shards = BTreeMap<String, std::collections::BTreeSet<String>>;
 
 /// The shard a parse key lives in: its first two hex digits.
-fn shard_of(key: &str) -> &str {
+pub fn shard_of(key: &str) -> &str {
     key.get(..2).unwrap_or("00")
 }
 
@@ -503,48 +503,65 @@ fn remove(path: &Path) -> Result<()> {
 
 /// Saves the parse cache. Its entries are pure functions of file contents, valid whatever happens
 /// next, so it is saved as soon as parsing is done (and its records can then move on, uncopied).
-/// Only the shards whose set of keys differs from `on_disk` are written; emptied shards are removed.
-/// Returns the checksums of the parse cache's files, the kept shards' taken from `loaded`.
+/// Only the shards in `dirty` (entries added or dropped this run) are written, plus any shard on disk
+/// that did not load; emptied shards are removed. `on_disk` and `loaded` are what [`State::load`]
+/// found. Returns the checksums of the parse cache's files, the kept shards' taken from `loaded`.
 pub fn save_parsed(
     dir: &Path,
     parsed: &ParseCache,
+    dirty: &std::collections::BTreeSet<String>,
     on_disk: &Shards,
     loaded: &Checksums,
 ) -> Result<Checksums> {
     let shard_dir = dir.join(PARSED_DIR);
     crate::dirs::create_private(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
-    let mut grouped: BTreeMap<&str, BTreeMap<&String, &ParsedFile>> = BTreeMap::new();
-    for (key, file) in &parsed.entries {
-        grouped.entry(shard_of(key)).or_default().insert(key, file);
+    let name = |shard: &str| format!("{PARSED_DIR}/{shard}.bin");
+    // Shards to write or remove: the dirty ones, any on disk that did not load, and any that holds
+    // entries yet is not on disk (its file was removed behind our back).
+    let mut todo: std::collections::BTreeSet<&str> = dirty.iter().map(String::as_str).collect();
+    todo.extend(
+        on_disk
+            .keys()
+            .filter(|s| !loaded.contains_key(&name(s)))
+            .map(String::as_str),
+    );
+    let mut present: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut last = "";
+    for key in parsed.entries.keys() {
+        let shard = shard_of(key);
+        if shard != last {
+            present.insert(shard);
+            last = shard;
+        }
     }
-    let changed: Vec<(&str, &BTreeMap<&String, &ParsedFile>)> = grouped
-        .iter()
-        .filter(|(shard, entries)| {
-            on_disk.get(**shard).is_none_or(|keys| {
-                keys.len() != entries.len() || !entries.keys().all(|k| keys.contains(*k))
-            })
-        })
-        .map(|(shard, entries)| (*shard, entries))
-        .collect();
-    let written: Checksums = changed
+    todo.extend(present.iter().filter(|s| !on_disk.contains_key(**s)));
+    let entries_of = |shard: &str| -> BTreeMap<&String, &ParsedFile> {
+        parsed
+            .entries
+            .range::<str, _>((std::ops::Bound::Included(shard), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| shard_of(k) == shard)
+            .collect()
+    };
+    let todo: Vec<&str> = todo.into_iter().collect();
+    let written: Checksums = todo
         .par_iter()
-        .map(|(shard, entries)| {
-            let name = format!("{shard}.bin");
-            let sum = save_file(&shard_dir, &name, entries)?;
-            Ok((format!("{PARSED_DIR}/{name}"), sum))
+        .filter(|shard| present.contains(**shard))
+        .map(|shard| {
+            let sum = save_file(&shard_dir, &format!("{shard}.bin"), &entries_of(shard))?;
+            Ok((name(shard), sum))
         })
         .collect::<Result<_>>()?;
-    let mut sums: Checksums = grouped
-        .keys()
+    for shard in todo.iter().filter(|s| !present.contains(**s)) {
+        remove(&shard_dir.join(format!("{shard}.bin")))?;
+    }
+    let mut sums: Checksums = present
+        .iter()
         .filter_map(|shard| {
-            let name = format!("{PARSED_DIR}/{shard}.bin");
+            let name = name(shard);
             let sum = written.get(&name).or_else(|| loaded.get(&name))?;
             Some((name, sum.clone()))
         })
         .collect();
-    for shard in on_disk.keys().filter(|s| !grouped.contains_key(s.as_str())) {
-        remove(&shard_dir.join(format!("{shard}.bin")))?;
-    }
     /// [`BlobIndex`], borrowed: the same encoding.
     #[derive(Serialize)]
     struct BlobIndexRef<'a> {
@@ -675,6 +692,73 @@ mod tests {
         (sources, parsed, build)
     }
 
+    /// Every shard that holds an entry of `p`.
+    fn all_dirty(p: &ParseCache) -> std::collections::BTreeSet<String> {
+        p.entries.keys().map(|k| shard_of(k).to_string()).collect()
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saving_rewrites_only_dirty_shards_and_removes_emptied_ones() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut p = ParseCache::default();
+        for key in ["aa1", "bb1", "cc1"] {
+            p.entries.insert(key.into(), ParsedFile::default());
+        }
+        let sums = save_parsed(
+            dir.path(),
+            &p,
+            &all_dirty(&p),
+            &Shards::new(),
+            &Checksums::new(),
+        )
+        .expect("save");
+        let shard = |s: &str| dir.path().join(PARSED_DIR).join(format!("{s}.bin"));
+        let inode = |s: &str| std::fs::metadata(shard(s)).expect("shard").ino();
+        let (aa, cc) = (inode("aa"), inode("cc"));
+        let s = Sources::default();
+        save(dir.path(), &s, None, &mut BuildRecord::default(), sums).expect("save");
+        let (mut state, problems) = State::load(dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        // bb1 goes, dd1 comes, and a damaged cc shard is rewritten though not dirty.
+        state.parsed.entries.remove("bb1");
+        state
+            .parsed
+            .entries
+            .insert("dd1".into(), ParsedFile::default());
+        state.checksums.remove(&format!("{PARSED_DIR}/cc.bin"));
+        let dirty = ["bb", "dd"].map(String::from).into_iter().collect();
+        let sums = save_parsed(
+            dir.path(),
+            &state.parsed,
+            &dirty,
+            &state.shards,
+            &state.checksums,
+        )
+        .expect("save");
+        assert_eq!(inode("aa"), aa, "an untouched shard is not rewritten");
+        assert_ne!(inode("cc"), cc, "a shard that did not load is");
+        assert!(!shard("bb").exists(), "an emptied shard is removed");
+        assert!(shard("dd").exists());
+        let names: Vec<&str> = sums.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "blobs.bin",
+                "parsed/aa.bin",
+                "parsed/cc.bin",
+                "parsed/dd.bin"
+            ]
+        );
+        let mut b = BuildRecord::default();
+        save(dir.path(), &s, None, &mut b, sums).expect("save");
+        assert!(verify(dir.path(), &b.state));
+        let (again, problems) = State::load(dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(again.parsed.entries, state.parsed.entries);
+    }
+
     #[test]
     fn a_seeded_ledger_fills_only_sources_it_knows_nothing_of() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -700,7 +784,14 @@ mod tests {
     fn round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        let sums = save_parsed(
+            dir.path(),
+            &p,
+            &all_dirty(&p),
+            &Shards::new(),
+            &Checksums::new(),
+        )
+        .expect("save");
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         let (state, problems) = State::load(dir.path());
         assert!(problems.is_empty(), "{problems:?}");
@@ -713,7 +804,14 @@ mod tests {
     fn verify_accepts_only_the_files_the_record_lists_as_written() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        let sums = save_parsed(
+            dir.path(),
+            &p,
+            &all_dirty(&p),
+            &Shards::new(),
+            &Checksums::new(),
+        )
+        .expect("save");
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         assert!(verify(dir.path(), &b.state), "as written: {:?}", b.state);
         assert!(b.state.contains_key(SOURCES) && b.state.contains_key(BLOBS));
@@ -752,7 +850,14 @@ mod tests {
     fn damaged_files_are_distrusted_one_by_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        let sums = save_parsed(
+            dir.path(),
+            &p,
+            &all_dirty(&p),
+            &Shards::new(),
+            &Checksums::new(),
+        )
+        .expect("save");
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         // Truncate one, flip a byte in another, give the third another format.
         let path = |n: &str| dir.path().join(n);
@@ -795,7 +900,14 @@ mod tests {
     fn invalidate_removes_only_the_build_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(dir.path(), &p, &Shards::new(), &Checksums::new()).expect("save");
+        let sums = save_parsed(
+            dir.path(),
+            &p,
+            &all_dirty(&p),
+            &Shards::new(),
+            &Checksums::new(),
+        )
+        .expect("save");
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         invalidate(dir.path()).expect("invalidate");
         invalidate(dir.path()).expect("twice is fine");
