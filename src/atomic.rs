@@ -19,12 +19,23 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Like [`stage`], for byte slices.
 pub fn stage_bytes(path: &Path, parts: &[&[u8]]) -> Result<tempfile::NamedTempFile> {
+    let mut tmp = staging(path)?;
+    parts
+        .iter()
+        .try_for_each(|p| tmp.write_all(p))
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    Ok(tmp)
+}
+
+/// An empty temporary file in `path`'s folder (created if need be) with the mode `path` has (else
+/// 0644), to write and then rename over `path` with `persist`.
+pub fn staging(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".sigma-galaxy-")
         .suffix(".tmp")
         .tempfile_in(dir)
@@ -34,7 +45,6 @@ pub fn stage_bytes(path: &Path, parts: &[&[u8]]) -> Result<tempfile::NamedTempFi
         Ok(old) => tmp.as_file().set_permissions(old.permissions()),
         Err(_) => readable_by_all(tmp.as_file()),
     }
-    .and_then(|()| parts.iter().try_for_each(|p| tmp.write_all(p)))
     .map_err(|e| Error::io(tmp.path(), e))?;
     Ok(tmp)
 }

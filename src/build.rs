@@ -295,7 +295,20 @@ pub fn build(config: &Config) -> Result<Summary> {
     let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
     let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
     let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);
-    let cluster = emit::cluster_content(&config.galaxy, &values, &related, &value_keys, previous);
+    // The cluster goes to its temporary file as it is formatted, so its text is never held whole
+    // beside the records (value versions rewrite the whole text, so they keep it in memory).
+    let mut stage = match config.value_versions {
+        true => None,
+        false => Some(emit::Stage::new(&cluster_file, !writes)?),
+    };
+    let cluster = emit::cluster_content(
+        &config.galaxy,
+        &values,
+        &related,
+        &value_keys,
+        previous,
+        stage.as_mut(),
+    )?;
     if let Some(p) = &mut prior_cluster {
         p.text = None;
     }
@@ -320,6 +333,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         &config.out,
         &config.galaxy.kind,
         cluster,
+        stage,
         galaxy,
         content_clock,
         [fingerprint(&prior_cluster), fingerprint(&prior_galaxy)],

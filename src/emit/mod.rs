@@ -19,7 +19,9 @@
 //! clean build of the same commit give the same versions.
 //!
 //! **Atomicity.** Both files are first written completely to temporary files in their own folders, then
-//! renamed over the old ones; an interrupted or killed run leaves the previous galaxy intact (at worst a
+//! renamed over the old ones (the cluster is written to its temporary file batch by batch as it is
+//! formatted, so its text, 145 MB at 100k rules, is never held whole beside the records; a file whose
+//! bytes come out the same as the one there is not renamed over it); an interrupted or killed run leaves the previous galaxy intact (at worst a
 //! stray temporary file, which the next run does not read). Files are not fsynced, as git does not by
 //! default: the rename protects against interruption, and a power cut mid-build is a job to rerun.
 
@@ -327,104 +329,174 @@ pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a
     })
 }
 
+/// A cluster file written while it is formatted, so that its text is never held whole: a temporary
+/// file beside the cluster, renamed over it by [`write`] once complete (none for a dry run, which only
+/// hashes), and the checksum of what was written so far.
+#[derive(Debug)]
+pub struct Stage {
+    file: Option<tempfile::NamedTempFile>,
+    hasher: blake3::Hasher,
+}
+
+impl Stage {
+    /// A stage for the file at `path` (nothing is written with `dry_run`).
+    pub fn new(path: &Path, dry_run: bool) -> Result<Stage> {
+        let file = match dry_run {
+            true => None,
+            false => Some(crate::atomic::staging(path)?),
+        };
+        Ok(Stage {
+            file,
+            hasher: blake3::Hasher::new(),
+        })
+    }
+
+    fn push(&mut self, text: &str) -> Result<()> {
+        use std::io::Write as _;
+        self.hasher.update(text.as_bytes());
+        match &mut self.file {
+            Some(f) => f
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io(f.path(), e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where [`cluster_content`] puts the text: kept in memory, or written to a [`Stage`].
+enum Sink<'a> {
+    Parts(Vec<String>),
+    Stage(&'a mut Stage),
+}
+
+impl Sink<'_> {
+    fn push(&mut self, text: String) -> Result<()> {
+        match self {
+            Sink::Parts(parts) => {
+                parts.push(text);
+                Ok(())
+            }
+            Sink::Stage(stage) => stage.push(&text),
+        }
+    }
+}
+
 /// The cluster without its version, formatted: values are formatted in parallel and spliced into the
 /// formatted head, which gives the same text as formatting the whole cluster as one JSON tree. `keys`
 /// are the values' [`value_key`]s (by value index; empty: none, nothing reused or recorded); a value
 /// whose key the `previous` file has is copied from it, not formatted again.
+///
+/// With a `stage`, the text goes to it batch by batch as it is formatted, up to (not including) the
+/// cluster's closing `}` line, where [`write`] appends `version`; the returned content's `parts` are
+/// then empty. Without one, the text is returned in `parts`.
 pub fn cluster_content(
     info: &GalaxyInfo,
     values: &[Value],
     related: &[Vec<Relation>],
     keys: &[ValueKey],
     previous: Option<Previous<'_>>,
-) -> Content {
+    stage: Option<&mut Stage>,
+) -> Result<Content> {
     /// Values are written in runs of this many, one string per run, so that a few large buffers
     /// are allocated instead of one per value.
     const RUN: usize = 128;
+    /// Runs formatted (in parallel) before they are written: the text held at once.
+    const BATCH: usize = 64 * RUN;
     const SEPARATOR: &str = ",\n    ";
     let order = sorted(values);
+    let streamed = stage.is_some();
+    let mut sink = match stage {
+        Some(stage) => Sink::Stage(stage),
+        None => Sink::Parts(Vec::new()),
+    };
+    let head = json::to_misp_json(&cluster_head(info, Vec::new()));
     // Per run: its text, and per value its uuid, text hash, and text span in the run.
     type Run = (String, Vec<(String, String, (usize, usize))>);
-    let runs: Vec<Run> = order
-        .par_chunks(RUN)
-        .map(|run| {
-            let mut text = String::with_capacity(run.len() * 2048);
-            let mut hashes = Vec::with_capacity(run.len());
-            for (n, &i) in run.iter().enumerate() {
-                if n > 0 {
-                    text.push_str(SEPARATOR);
-                }
-                let start = text.len();
-                let uuid = values[i].uuid.to_string();
-                let old = previous.and_then(|r| {
-                    let &(at, len) = r.fingerprint.spans.get(keys.get(i)?)?;
-                    let hash = r.fingerprint.values.get(&uuid)?;
-                    Some((r.text.get(at..at + len)?, hash))
-                });
-                let hash = match old {
-                    Some((old, hash)) => {
-                        text.push_str(old);
-                        hash.clone()
-                    }
-                    None => {
-                        write_value(
-                            &mut text,
-                            &values[i],
-                            related.get(i).map_or(&[], Vec::as_slice),
-                        );
-                        checksum(&text.as_bytes()[start..])
-                    }
-                };
-                hashes.push((uuid, hash, (start, text.len() - start)));
+    let format_run = |run: &[usize]| -> Run {
+        let mut text = String::with_capacity(run.len() * 2048);
+        let mut hashes = Vec::with_capacity(run.len());
+        for (n, &i) in run.iter().enumerate() {
+            if n > 0 {
+                text.push_str(SEPARATOR);
             }
-            (text, hashes)
-        })
-        .collect();
-    let head = json::to_misp_json(&cluster_head(info, Vec::new()));
-    let hash = content_hash(
-        &head,
-        runs.iter()
-            .flat_map(|(_, hashes)| hashes.iter().map(|(_, h, _)| h)),
-    );
-    // Where each value's text lands in the file, by its key, for the next build to reuse.
-    let mut spans = BTreeMap::new();
-    let (runs, hashes): (Vec<String>, Vec<_>) = runs.into_iter().unzip();
-    let parts = match head.strip_suffix("[]\n}\n") {
-        Some(start) if !runs.is_empty() => {
-            let mut parts = Vec::with_capacity(2 * runs.len() + 1);
-            parts.push(format!("{start}[\n    "));
-            let mut at = parts[0].len();
-            let mut n = 0;
-            for (run, run_hashes) in runs.into_iter().zip(&hashes) {
-                if n > 0 {
-                    parts.push(SEPARATOR.to_string());
-                    at += SEPARATOR.len();
+            let start = text.len();
+            let uuid = values[i].uuid.to_string();
+            let old = previous.and_then(|r| {
+                let &(at, len) = r.fingerprint.spans.get(keys.get(i)?)?;
+                let hash = r.fingerprint.values.get(&uuid)?;
+                Some((r.text.get(at..at + len)?, hash))
+            });
+            let hash = match old {
+                Some((old, hash)) => {
+                    text.push_str(old);
+                    hash.clone()
                 }
-                if !keys.is_empty() {
-                    for ((_, _, (start, len)), &i) in run_hashes.iter().zip(&order[n..]) {
-                        spans.insert(keys[i], (at + start, *len));
-                    }
+                None => {
+                    write_value(
+                        &mut text,
+                        &values[i],
+                        related.get(i).map_or(&[], Vec::as_slice),
+                    );
+                    checksum(&text.as_bytes()[start..])
                 }
-                n += run_hashes.len();
-                at += run.len();
-                parts.push(run);
-            }
-            parts.push("\n  ]\n}\n".to_string());
-            parts
+            };
+            hashes.push((uuid, hash, (start, text.len() - start)));
         }
-        _ => vec![head],
+        (text, hashes)
     };
-    let values = hashes
-        .into_iter()
-        .flatten()
-        .map(|(uuid, hash, _)| (uuid, hash))
-        .collect();
-    Content {
-        parts,
-        values,
+    // Where each value's text lands in the file, by its key, for the next build to reuse; and each
+    // value's uuid and text hash, in file order.
+    let mut spans = BTreeMap::new();
+    let mut hashes: Vec<(String, String)> = Vec::with_capacity(values.len());
+    match head.strip_suffix("[]\n}\n") {
+        Some(start) if !values.is_empty() => {
+            let opening = format!("{start}[\n    ");
+            let mut at = opening.len();
+            sink.push(opening)?;
+            let mut n = 0;
+            for batch in order.chunks(BATCH) {
+                let runs: Vec<Run> = batch.par_chunks(RUN).map(format_run).collect();
+                for (run, run_hashes) in runs {
+                    if n > 0 {
+                        sink.push(SEPARATOR.to_string())?;
+                        at += SEPARATOR.len();
+                    }
+                    for ((uuid, hash, (start, len)), &i) in run_hashes.into_iter().zip(&order[n..])
+                    {
+                        if !keys.is_empty() {
+                            spans.insert(keys[i], (at + start, len));
+                        }
+                        hashes.push((uuid, hash));
+                        n += 1;
+                    }
+                    at += run.len();
+                    sink.push(run)?;
+                }
+            }
+            sink.push(match streamed {
+                true => "\n  ]".to_string(),
+                false => "\n  ]\n}\n".to_string(),
+            })?;
+        }
+        _ if streamed => sink.push(cluster_body(&head).to_string())?,
+        _ => sink.push(head.clone())?,
+    }
+    let hash = content_hash(&head, hashes.iter().map(|(_, h)| h));
+    Ok(Content {
+        parts: match sink {
+            Sink::Parts(parts) => parts,
+            Sink::Stage(_) => Vec::new(),
+        },
+        values: hashes.into_iter().collect(),
         hash,
         spans,
-    }
+    })
+}
+
+/// A formatted file's text without its closing `}` line (and the blanks before it): where
+/// `version`, which sorts after every other key, is appended.
+fn cluster_body(text: &str) -> &str {
+    text.trim_end().strip_suffix('}').unwrap_or(text).trim_end()
 }
 
 /// The galaxy without its version.
@@ -489,9 +561,11 @@ impl Fingerprint {
 struct Planned {
     path: PathBuf,
     /// The content's text in pieces; the file is every piece but the last, the last one's first
-    /// `body` bytes, then `tail` (which adds `version`).
+    /// `body` bytes, then `tail` (which adds `version`). Empty when the text is staged.
     text: Vec<String>,
     body: usize,
+    /// The staged text (every byte but `tail`), when the content was written while formatted.
+    stage: Option<Stage>,
     tail: String,
     version: i64,
     rewrite: bool,
@@ -501,11 +575,14 @@ struct Planned {
 /// Computes both files' versions against the files there now and writes whatever changed,
 /// atomically; with `dry_run`, writes nothing and reports what it would do.
 ///
-/// `prior` are the fingerprints of the cluster and galaxy files in `out` now ([`prior`]).
+/// `prior` are the fingerprints of the cluster and galaxy files in `out` now ([`prior`]);
+/// `cluster_stage` holds the cluster's text when [`cluster_content`] wrote it to one.
+#[allow(clippy::too_many_arguments)]
 pub fn write(
     out: &Path,
     kind: &str,
     cluster: Content,
+    cluster_stage: Option<Stage>,
     galaxy: Content,
     base: i64,
     prior: [Option<&Fingerprint>; 2],
@@ -514,29 +591,52 @@ pub fn write(
     let cluster_file = cluster_path(out, kind);
     let galaxy_file = galaxy_path(out, kind);
     let [prior_cluster, prior_galaxy] = prior;
-    let c = plan(cluster_file.clone(), cluster, prior_cluster, base);
-    let g = plan(galaxy_file.clone(), galaxy, prior_galaxy, base);
+    let c = plan(
+        cluster_file.clone(),
+        cluster,
+        cluster_stage,
+        prior_cluster,
+        base,
+    );
+    let g = plan(galaxy_file.clone(), galaxy, None, prior_galaxy, base);
     let (added, changed, removed) =
         count_changes(prior_cluster.map(|p| &p.values), &c.fingerprint.values);
     let wrote = c.rewrite || g.rewrite;
-    let staged: Vec<_> = [&c, &g]
-        .into_iter()
-        .filter(|p| p.rewrite && !dry_run)
-        .map(|p| stage(&p.path, &p.parts()).map(|t| (t, &p.path)))
-        .collect::<Result<_>>()?;
+    let version = c.version;
+    let mut staged = Vec::new();
+    let mut fingerprints = Vec::with_capacity(2);
+    for mut p in [c, g] {
+        if p.rewrite && !dry_run {
+            let tmp = match p.stage.take().and_then(|s| s.file) {
+                Some(mut tmp) => {
+                    use std::io::Write as _;
+                    tmp.write_all(p.tail.as_bytes())
+                        .map_err(|e| Error::io(tmp.path(), e))?;
+                    tmp
+                }
+                None => stage(&p.path, &p.parts())?,
+            };
+            staged.push((tmp, p.path));
+        }
+        // A stage not needed (same bytes as the file there) is dropped, its temporary file with it.
+        fingerprints.push(p.fingerprint);
+    }
     for (tmp, path) in staged {
-        tmp.persist(path)
+        tmp.persist(&path)
             .map_err(|e| Error::io(path.as_path(), e.error))?;
     }
+    let [cluster_print, galaxy_print]: [Fingerprint; 2] = fingerprints
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("two files planned"));
     Ok(Written {
         cluster: cluster_file,
         galaxy: galaxy_file,
-        version: c.version,
+        version,
         wrote,
         added,
         changed,
         removed,
-        fingerprints: [c.fingerprint, g.fingerprint],
+        fingerprints: [cluster_print, galaxy_print],
     })
 }
 
@@ -638,26 +738,33 @@ fn with_value_versions(text: &str, version_of: impl Fn(&str) -> i64) -> String {
     out
 }
 
-fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) -> Planned {
+fn plan(
+    path: PathBuf,
+    content: Content,
+    stage: Option<Stage>,
+    prev: Option<&Fingerprint>,
+    base: i64,
+) -> Planned {
     // `version` sorts after every other key of a cluster or galaxy, so it is appended to the text of
     // the content without it.
     let text = content.parts;
     let content_hash = content.hash;
     let version = next_version(prev, &content_hash, base);
     let last = text.last().map_or("", String::as_str);
-    let body = last
-        .trim_end()
-        .strip_suffix('}')
-        .unwrap_or(last)
-        .trim_end()
-        .len();
+    let body = cluster_body(last).len();
     let tail = format!(",\n  \"version\": {version}\n}}\n");
-    let mut hasher = blake3::Hasher::new();
-    for part in &text[..text.len().saturating_sub(1)] {
-        hasher.update(part.as_bytes());
-    }
+    let mut hasher = match &stage {
+        Some(stage) => stage.hasher.clone(),
+        None => {
+            let mut hasher = blake3::Hasher::new();
+            for part in &text[..text.len().saturating_sub(1)] {
+                hasher.update(part.as_bytes());
+            }
+            hasher.update(&last.as_bytes()[..body]);
+            hasher
+        }
+    };
     let file_checksum = hasher
-        .update(&last.as_bytes()[..body])
         .update(tail.as_bytes())
         .finalize()
         .to_hex()
@@ -674,6 +781,7 @@ fn plan(path: PathBuf, content: Content, prev: Option<&Fingerprint>, base: i64) 
         },
         text,
         body,
+        stage,
         tail,
         version,
         rewrite,
@@ -719,7 +827,7 @@ mod tests {
     }
 
     fn planned(n: u64, prev: Option<&Fingerprint>, base: i64) -> Planned {
-        plan("x".into(), Content::of(&content(n)), prev, base)
+        plan("x".into(), Content::of(&content(n)), None, prev, base)
     }
 
     #[test]
@@ -805,7 +913,7 @@ mod tests {
             );
             let g = Content::of(&json!({"type": "t"}));
             let fingerprints = [fingerprint(&prior_cluster), fingerprint(&prior_galaxy)];
-            write(dir.path(), "t", c, g, base, fingerprints, false).expect("write");
+            write(dir.path(), "t", c, None, g, base, fingerprints, false).expect("write");
             let text = std::fs::read_to_string(cluster_path(dir.path(), "t")).expect("read");
             let parsed: Json = serde_json::from_str(&text).expect("json");
             assert_eq!(json::to_misp_json(&parsed), text, "misp formatting");
@@ -839,9 +947,10 @@ mod tests {
             values.iter().map(|v| value_key("k", v, &[])).collect()
         };
         let related = vec![Vec::new(); first.len()];
-        let old = cluster_content(&info, &first, &related, &keys(&first), None);
+        let old =
+            cluster_content(&info, &first, &related, &keys(&first), None, None).expect("text");
         assert_eq!(old.spans.len(), first.len());
-        let old_file = plan(PathBuf::from("c.json"), old, None, 1);
+        let old_file = plan(PathBuf::from("c.json"), old, None, None, 1);
         let text = old_file.parts().concat();
         // One value changed, one gone, one new: the spliced text is the freshly formatted one.
         let mut next = first.clone();
@@ -853,8 +962,9 @@ mod tests {
             text: &text,
             fingerprint: &old_file.fingerprint,
         };
-        let spliced = cluster_content(&info, &next, &related, &keys(&next), Some(previous));
-        let formatted = cluster_content(&info, &next, &related, &[], None);
+        let spliced = cluster_content(&info, &next, &related, &keys(&next), Some(previous), None)
+            .expect("text");
+        let formatted = cluster_content(&info, &next, &related, &[], None, None).expect("text");
         assert_eq!(spliced.parts.concat(), formatted.parts.concat());
         assert_eq!(spliced.values, formatted.values);
         assert_eq!(spliced.hash, formatted.hash);
@@ -870,12 +980,94 @@ mod tests {
             text: &marked,
             fingerprint: &old_file.fingerprint,
         };
-        let copied = cluster_content(&info, &next, &related, &keys(&next), Some(previous));
+        let copied = cluster_content(&info, &next, &related, &keys(&next), Some(previous), None)
+            .expect("text");
         assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
         // The recorded spans are where the values are.
         let new_text = spliced.parts.concat();
         let (at, len) = spliced.spans[&value_key("k", &next[7], &[])];
         assert!(new_text[at..at + len].contains("\"value\": \"Changed\""));
+    }
+
+    #[test]
+    fn a_streamed_cluster_is_the_formatted_one() {
+        let info = GalaxyInfo::default();
+        let values: Vec<Value> = (1..=9000u128)
+            .map(|n| Value {
+                uuid: uuid::Uuid::from_u128(n),
+                title: format!("Rule {n}"),
+                source: 0,
+                path: format!("rules/{n}.yml"),
+                rule: crate::parse::Rule::titled(format!("Rule {n}")),
+                link: None,
+                own_id: true,
+                provenance: None,
+            })
+            .collect();
+        let related = vec![Vec::new(); values.len()];
+        let galaxy = || Content::of(&galaxy_json(&info));
+        let build = |values: &[Value], streamed: bool| {
+            let dir = tempfile::tempdir().expect("tmp");
+            let path = cluster_path(dir.path(), &info.kind);
+            let mut stage = streamed.then(|| Stage::new(&path, false).expect("stage"));
+            let c = cluster_content(
+                &info,
+                values,
+                &related[..values.len()],
+                &[],
+                None,
+                stage.as_mut(),
+            )
+            .expect("text");
+            assert_eq!(c.parts.is_empty(), streamed);
+            let w = write(
+                dir.path(),
+                &info.kind,
+                c,
+                stage,
+                galaxy(),
+                7,
+                [None, None],
+                false,
+            )
+            .expect("write");
+            let text = std::fs::read_to_string(&path).expect("read");
+            let files = std::fs::read_dir(path.parent().expect("dir"))
+                .expect("ls")
+                .count();
+            (text, w.fingerprints[0].clone(), files)
+        };
+        // More values than one batch, and none.
+        for n in [values.len(), 0] {
+            let (streamed, print, files) = build(&values[..n], true);
+            assert_eq!(
+                (streamed.clone(), print.clone(), files),
+                build(&values[..n], false)
+            );
+            assert_eq!(files, 1, "no temporary file is left");
+            assert_eq!(checksum(streamed.as_bytes()), print.checksum);
+            let parsed: Json = serde_json::from_str(&streamed).expect("json");
+            assert_eq!(json::to_misp_json(&parsed), streamed);
+        }
+        // A dry run hashes the same bytes and writes nothing.
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = cluster_path(dir.path(), &info.kind);
+        let mut stage = Stage::new(&path, true).expect("stage");
+        let c =
+            cluster_content(&info, &values, &related, &[], None, Some(&mut stage)).expect("text");
+        let w = write(
+            dir.path(),
+            &info.kind,
+            c,
+            Some(stage),
+            galaxy(),
+            7,
+            [None, None],
+            true,
+        )
+        .expect("dry run");
+        assert_eq!(w.fingerprints[0], build(&values, true).1);
+        assert!(!dir.path().join("clusters").exists());
     }
 
     #[test]
