@@ -290,8 +290,8 @@ pub fn build(config: &Config) -> Result<Summary> {
             emit::value_key(parse_key.unwrap_or_default(), v, r)
         })
         .collect();
-    // The files there now, each read once: unchanged values are copied from the cluster file when it
-    // is the one last written.
+    // The files there now, each checksummed once: unchanged values are copied from the cluster file
+    // when it is the one last written.
     let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
     let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
     let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);
@@ -310,7 +310,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         stage.as_mut(),
     )?;
     if let Some(p) = &mut prior_cluster {
-        p.text = None;
+        p.file = None;
     }
     // Formatted: the records are no longer needed while the files are written.
     let value_count = values.len();

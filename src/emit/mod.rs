@@ -274,28 +274,31 @@ pub fn value_key(parse_key: &str, v: &Value, related: &[Relation]) -> ValueKey {
 /// See [`value_key`].
 pub type ValueKey = [u8; 32];
 
-/// The previous cluster file, for reusing the text of values whose [`value_key`] is unchanged.
+/// The previous cluster file, for reusing the text of values whose [`value_key`] is unchanged: the
+/// open file (read a batch's spans at a time, never whole) and its fingerprint.
 #[derive(Debug, Clone, Copy)]
 pub struct Previous<'a> {
-    /// The file's text, exactly as `fingerprint` describes it.
-    pub text: &'a str,
+    /// The file, exactly as `fingerprint` describes it.
+    pub file: &'a std::fs::File,
     pub fingerprint: &'a Fingerprint,
 }
 
-/// An output file as the last build left it, read once: its fingerprint (the state's record when the
-/// file still has the recorded checksum, else computed from the parsed file) and, when the record
-/// describes it and has value spans, its text, for [`cluster_content`] to copy unchanged values from.
+/// An output file as the last build left it, checksummed once: its fingerprint (the state's record
+/// when the file still has the recorded checksum, else computed from the parsed file) and, when the
+/// record describes it and has value spans, the open file, for [`cluster_content`] to copy unchanged
+/// values from. The file is read through the handle that was checksummed, so a file renamed over it
+/// meanwhile (as every writer of ours does) is not mixed in.
 #[derive(Debug)]
 pub struct Prior<'a> {
     pub fingerprint: Cow<'a, Fingerprint>,
-    pub text: Option<String>,
+    pub file: Option<std::fs::File>,
 }
 
 impl Prior<'_> {
-    /// The text and fingerprint [`cluster_content`] splices from, when the text was kept.
+    /// The file and fingerprint [`cluster_content`] splices from, when it can.
     pub fn previous(&self) -> Option<Previous<'_>> {
         Some(Previous {
-            text: self.text.as_deref()?,
+            file: self.file.as_ref()?,
             fingerprint: &self.fingerprint,
         })
     }
@@ -307,26 +310,102 @@ pub fn fingerprint<'p>(prior: &'p Option<Prior<'_>>) -> Option<&'p Fingerprint> 
 }
 
 /// The output file at `path` as a [`Prior`] (`known`: the fingerprint the state recorded for it);
-/// `None` when there is no usable file.
+/// `None` when there is no usable file. A file the record describes is hashed in pieces, not held.
 pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a>> {
-    let bytes = std::fs::read(path).ok()?;
-    let sum = checksum(&bytes);
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&file).ok()?;
+    let sum = hasher.finalize().to_hex().to_string();
     if let Some(k) = known.filter(|k| k.checksum == sum) {
-        let text = match k.spans.is_empty() {
-            true => None,
-            false => String::from_utf8(bytes).ok(),
-        };
         return Some(Prior {
             fingerprint: Cow::Borrowed(k),
-            text,
+            file: (!k.spans.is_empty()).then_some(file),
         });
+    }
+    let mut bytes = Vec::new();
+    file.rewind().ok()?;
+    file.read_to_end(&mut bytes).ok()?;
+    if checksum(&bytes) != sum {
+        return None;
     }
     let mut json: Json = serde_json::from_slice(&bytes).ok()?;
     let version = json.as_object_mut()?.remove("version")?.as_i64()?;
     Some(Prior {
         fingerprint: Cow::Owned(Fingerprint::of(&json, version, sum)),
-        text: None,
+        file: None,
     })
+}
+
+/// The previous file's texts for one batch of values: the spans the batch can reuse, read in a few
+/// sequential pieces (spans closer than [`Reused::GAP`] are read together).
+#[derive(Debug, Default)]
+struct Reused<'p> {
+    pieces: Vec<String>,
+    /// Value index → piece, offset and length of its old text in the piece, and the text's hash.
+    texts: std::collections::HashMap<usize, (usize, usize, usize, &'p String)>,
+}
+
+impl<'p> Reused<'p> {
+    /// Bytes between two spans below which both are read in one piece.
+    const GAP: usize = 64 * 1024;
+
+    fn read(
+        previous: Option<Previous<'p>>,
+        batch: &[usize],
+        keys: &[ValueKey],
+        uuids: &[String],
+    ) -> Self {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut reused = Reused::default();
+        let Some(p) = previous else {
+            return reused;
+        };
+        let mut wanted: Vec<(usize, usize, usize, &'p String)> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(n, &i)| {
+                let &(at, len) = p.fingerprint.spans.get(keys.get(i)?)?;
+                let hash = p.fingerprint.values.get(&uuids[n])?;
+                Some((at, len, i, hash))
+            })
+            .collect();
+        wanted.sort_unstable_by_key(|w| (w.0, w.2));
+        let mut file = p.file;
+        let mut k = 0;
+        while k < wanted.len() {
+            let start = wanted[k].0;
+            let mut end = start + wanted[k].1;
+            let mut m = k + 1;
+            while m < wanted.len() && wanted[m].0 <= end + Self::GAP {
+                end = end.max(wanted[m].0 + wanted[m].1);
+                m += 1;
+            }
+            let mut buf = vec![0; end - start];
+            let read = file
+                .seek(SeekFrom::Start(start as u64))
+                .and_then(|_| file.read_exact(&mut buf));
+            // A piece that cannot be read, or is not text, is formatted afresh instead.
+            if let (Ok(()), Ok(text)) = (read, String::from_utf8(buf)) {
+                let piece = reused.pieces.len();
+                for &(at, len, i, hash) in &wanted[k..m] {
+                    let offset = at - start;
+                    if text.is_char_boundary(offset) && text.is_char_boundary(offset + len) {
+                        reused.texts.insert(i, (piece, offset, len, hash));
+                    }
+                }
+                reused.pieces.push(text);
+            }
+            k = m;
+        }
+        reused
+    }
+
+    /// Value `i`'s old text and its hash, when it is reused.
+    fn get(&self, i: usize) -> Option<(&str, &'p String)> {
+        let &(piece, at, len, hash) = self.texts.get(&i)?;
+        Some((self.pieces[piece].get(at..at + len)?, hash))
+    }
 }
 
 /// A cluster file written while it is formatted, so that its text is never held whole: a temporary
@@ -412,7 +491,7 @@ pub fn cluster_content(
     let head = json::to_misp_json(&cluster_head(info, Vec::new()));
     // Per run: its text, and per value its uuid, text hash, and text span in the run.
     type Run = (String, Vec<(String, String, (usize, usize))>);
-    let format_run = |run: &[usize]| -> Run {
+    let format_run = |reused: &Reused<'_>, run: &[usize], uuids: &[String]| -> Run {
         let mut text = String::with_capacity(run.len() * 2048);
         let mut hashes = Vec::with_capacity(run.len());
         for (n, &i) in run.iter().enumerate() {
@@ -420,13 +499,7 @@ pub fn cluster_content(
                 text.push_str(SEPARATOR);
             }
             let start = text.len();
-            let uuid = values[i].uuid.to_string();
-            let old = previous.and_then(|r| {
-                let &(at, len) = r.fingerprint.spans.get(keys.get(i)?)?;
-                let hash = r.fingerprint.values.get(&uuid)?;
-                Some((r.text.get(at..at + len)?, hash))
-            });
-            let hash = match old {
+            let hash = match reused.get(i) {
                 Some((old, hash)) => {
                     text.push_str(old);
                     hash.clone()
@@ -440,7 +513,7 @@ pub fn cluster_content(
                     checksum(&text.as_bytes()[start..])
                 }
             };
-            hashes.push((uuid, hash, (start, text.len() - start)));
+            hashes.push((uuids[n].clone(), hash, (start, text.len() - start)));
         }
         (text, hashes)
     };
@@ -455,7 +528,14 @@ pub fn cluster_content(
             sink.push(opening)?;
             let mut n = 0;
             for batch in order.chunks(BATCH) {
-                let runs: Vec<Run> = batch.par_chunks(RUN).map(format_run).collect();
+                let uuids: Vec<String> =
+                    batch.iter().map(|&i| values[i].uuid.to_string()).collect();
+                let reused = Reused::read(previous, batch, keys, &uuids);
+                let runs: Vec<Run> = batch
+                    .par_chunks(RUN)
+                    .zip(uuids.par_chunks(RUN))
+                    .map(|(run, uuids)| format_run(&reused, run, uuids))
+                    .collect();
                 for (run, run_hashes) in runs {
                     if n > 0 {
                         sink.push(SEPARATOR.to_string())?;
@@ -958,8 +1038,15 @@ mod tests {
         next.remove(100);
         next.push(value(999, "New"));
         let related = vec![Vec::new(); next.len()];
+        let dir = tempfile::tempdir().expect("tmp");
+        let file_of = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            std::fs::File::open(&path).expect("open")
+        };
+        let old_text = file_of("old.json", &text);
         let previous = Previous {
-            text: &text,
+            file: &old_text,
             fingerprint: &old_file.fingerprint,
         };
         let spliced = cluster_content(&info, &next, &related, &keys(&next), Some(previous), None)
@@ -976,8 +1063,9 @@ mod tests {
             text[at..at + len].replace("Rule 2", "Rule X"),
             &text[at + len..]
         );
+        let marked = file_of("marked.json", &marked);
         let previous = Previous {
-            text: &marked,
+            file: &marked,
             fingerprint: &old_file.fingerprint,
         };
         let copied = cluster_content(&info, &next, &related, &keys(&next), Some(previous), None)
@@ -995,10 +1083,10 @@ mod tests {
         let values: Vec<Value> = (1..=9000u128)
             .map(|n| Value {
                 uuid: uuid::Uuid::from_u128(n),
-                title: format!("Rule {n}"),
+                title: format!("Rule {n:05}"),
                 source: 0,
                 path: format!("rules/{n}.yml"),
-                rule: crate::parse::Rule::titled(format!("Rule {n}")),
+                rule: crate::parse::Rule::titled(format!("Rule {n:05}")),
                 link: None,
                 own_id: true,
                 provenance: None,
@@ -1049,6 +1137,57 @@ mod tests {
             let parsed: Json = serde_json::from_str(&streamed).expect("json");
             assert_eq!(json::to_misp_json(&parsed), streamed);
         }
+        // Reused across gaps: 6,000 values gone from between those kept (titles sort as numbers), so
+        // the first batch's old texts are read in two pieces; one in each is marked in the old text,
+        // and the marks show.
+        let keys: Vec<ValueKey> = values.iter().map(|v| value_key("k", v, &[])).collect();
+        let old = cluster_content(&info, &values, &related, &keys, None, None).expect("text");
+        let old = plan(PathBuf::from("c.json"), old, None, None, 1);
+        let mut text = old.parts().concat();
+        for v in [&values[0], &values[8999]] {
+            let (at, len) = old.fingerprint.spans[&value_key("k", v, &[])];
+            let marked = text[at..at + len].replace(&v.title, &v.title.replace("Rule", "Mark"));
+            text.replace_range(at..at + len, &marked);
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("old.json"), &text).expect("write");
+        let file = std::fs::File::open(dir.path().join("old.json")).expect("open");
+        let previous = Previous {
+            file: &file,
+            fingerprint: &old.fingerprint,
+        };
+        let next: Vec<Value> = values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(1000..7000).contains(i))
+            .map(|(_, v)| v.clone())
+            .collect();
+        let keys: Vec<ValueKey> = next.iter().map(|v| value_key("k", v, &[])).collect();
+        let spliced = cluster_content(
+            &info,
+            &next,
+            &related[..next.len()],
+            &keys,
+            Some(previous),
+            None,
+        )
+        .expect("text")
+        .parts
+        .concat();
+        let formatted = cluster_content(&info, &next, &related[..next.len()], &[], None, None)
+            .expect("text")
+            .parts
+            .concat();
+        assert!(
+            spliced.contains("\"value\": \"Mark 00001\"")
+                && spliced.contains("\"value\": \"Mark 09000\"")
+        );
+        assert_eq!(spliced.replace("Mark ", "Rule "), formatted);
+        // Every value was reused, from two pieces of the old file.
+        let batch = sorted(&next);
+        let uuids: Vec<String> = batch.iter().map(|&i| next[i].uuid.to_string()).collect();
+        let reused = Reused::read(Some(previous), &batch, &keys, &uuids);
+        assert_eq!((reused.texts.len(), reused.pieces.len()), (next.len(), 2));
         // A dry run hashes the same bytes and writes nothing.
         let dir = tempfile::tempdir().expect("tmp");
         let path = cluster_path(dir.path(), &info.kind);
