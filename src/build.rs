@@ -753,23 +753,29 @@ fn candidates(
     snapshots: &[Snapshot],
     walked: &Walked,
     prev: &Sources,
-    mut records: ParseRecords,
+    records: ParseRecords,
     jobs: &[FileJob],
 ) -> (Vec<Candidate>, Vec<Finding>) {
+    // The ledger's answers, for the sources whose identities it gives.
     let lookups: Vec<_> = snapshots
         .iter()
         .zip(&walked.renames)
-        .map(|(snap, renames)| {
-            let paths: HashSet<&str> = snap.files.iter().map(|f| f.path.as_str()).collect();
-            prev.ledger.lookup(&snap.name, &paths, renames)
+        .zip(&walked.ledger_identity)
+        .map(|((snap, renames), why)| {
+            why.is_some().then(|| {
+                let paths: HashSet<&str> = snap.files.iter().map(|f| f.path.as_str()).collect();
+                prev.ledger.lookup(&snap.name, &paths, renames)
+            })
         })
         .collect();
+    // Taken one by one in job order: a hash map, not a search per record.
+    let mut records: HashMap<String, ParsedFile> = records.into_iter().collect();
     let mut users: HashMap<&str, usize> = HashMap::new();
     for key in jobs.iter().filter_map(|j| j.key.as_deref()) {
         *users.entry(key).or_default() += 1;
     }
     let mut warnings = Vec::new();
-    let mut candidates = Vec::new();
+    let mut candidates = Vec::with_capacity(jobs.len());
     for job in jobs {
         let snap = &snapshots[job.source];
         let Some(key) = job.key.as_deref() else {
@@ -805,17 +811,17 @@ fn candidates(
         });
         let content = job.content.as_deref().unwrap_or_default();
         let origin = walked.histories[job.source].origin(&job.path);
-        let ledger = walked.ledger_identity[job.source].is_some();
+        let ledger = lookups[job.source].as_ref();
         for rule in file.rules {
             // A file renamed on the history keeps the uuid of the path it first had.
             let from_history = (origin != job.path).then(|| {
                 merge::derived_uuid(config.galaxy.uuid, &names[job.source], origin, rule.index)
             });
             let remembered = match ledger {
-                true => lookups[job.source]
+                Some(lookup) => lookup
                     .remembered(&job.path, rule.index, content)
                     .or(from_history),
-                false => from_history,
+                None => from_history,
             };
             candidates.push(Candidate {
                 source: job.source,

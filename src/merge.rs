@@ -125,19 +125,22 @@ pub fn merge(
     });
     // Precedence: higher priority first, then list order; within a source, path and index order.
     candidates.sort_by_key(|c| (std::cmp::Reverse(policy(c.source).priority), c.source));
-    let mut used: HashSet<Uuid> = HashSet::new();
-    // The first rule with each id: its source, file and title.
-    let mut first_with_id: HashMap<Uuid, (usize, String, String)> = HashMap::new();
-    let mut values = Vec::with_capacity(candidates.len());
+    let mut used: HashSet<Uuid> = HashSet::with_capacity(candidates.len());
+    // The first rule with each id: the index of its value.
+    let mut first_with_id: HashMap<Uuid, usize> = HashMap::new();
+    let mut values: Vec<Value> = Vec::with_capacity(candidates.len());
+    // Where a value came from, as findings name it.
+    let file_of = |v: &Value| format!("{}:{}", sources[v.source], v.path);
 
     // Rules with their own valid ids claim them first, so that a derived or remembered uuid can never
     // take an id that a later rule states explicitly.
-    let claimed: HashSet<Uuid> = candidates
+    let ids: Vec<Option<Uuid>> = candidates
         .iter()
-        .filter_map(|c| c.rule.id.as_deref().and_then(parse_id))
+        .map(|c| c.rule.id.as_deref().and_then(parse_id))
         .collect();
+    let claimed: HashSet<Uuid> = ids.iter().flatten().copied().collect();
 
-    for c in candidates {
+    for (c, own) in candidates.into_iter().zip(ids) {
         let source = &sources[c.source];
         let warn = |warnings: &mut Vec<Finding>, code: Code, message: String| {
             warnings.push(Finding::new(
@@ -148,7 +151,6 @@ pub fn merge(
                 message,
             ));
         };
-        let own = c.rule.id.as_deref().and_then(parse_id);
         if let (Some(id), None) = (c.rule.id.as_deref(), own) {
             warn(
                 warnings,
@@ -156,10 +158,10 @@ pub fn merge(
                 format!("id {id:?} is not a UUID; a derived uuid is used"),
             );
         }
-        if let Some((first_source, first_file, first_title)) =
-            own.and_then(|u| first_with_id.get(&u))
-            && *first_source != c.source
+        if let Some(first) = own.and_then(|u| first_with_id.get(&u)).map(|&i| &values[i])
+            && first.source != c.source
         {
+            let (first_file, first_title) = (file_of(first), &first.rule.title);
             let (code, what) = if first_title.to_lowercase() == c.rule.title.to_lowercase() {
                 (Code::OverriddenRule, String::new())
             } else {
@@ -180,13 +182,14 @@ pub fn merge(
         }
         let (uuid, own_id) = match own {
             Some(u) if used.insert(u) => {
-                let file = format!("{source}:{}", c.path);
-                first_with_id.insert(u, (c.source, file, c.rule.title.clone()));
+                first_with_id.insert(u, values.len());
                 (u, true)
             }
             _ => {
                 if let Some(u) = own {
-                    let first = first_with_id.get(&u).map_or("", |(_, file, _)| file);
+                    let first = first_with_id
+                        .get(&u)
+                        .map_or_else(String::new, |&i| file_of(&values[i]));
                     warn(
                         warnings,
                         Code::DuplicateId,
@@ -236,14 +239,27 @@ fn make_titles_storable(
     for v in values.iter_mut() {
         let source = &sources[v.source];
         let mut notes = Vec::new();
-        let mut title = storable(&v.title, &mut notes);
-        if title.is_empty() {
-            // Nothing visible was left: the file's name stands in.
-            let file = v.path.rsplit('/').next().unwrap_or(&v.path);
-            title = storable(file, &mut Vec::new());
-        }
-        title = shorten(&title, budget, &mut notes);
-        if let Some(&holder) = taken.get(&title.to_lowercase()) {
+        // Almost every title is storable as it is: kept, not copied.
+        let as_is = !v.title.is_empty()
+            && !v
+                .title
+                .chars()
+                .any(|c| is_hidden(c) || c == '"' || c.len_utf8() == 4)
+            && v.title.chars().count() <= budget;
+        let mut title = match as_is {
+            true => std::mem::take(&mut v.title),
+            false => {
+                let mut title = storable(&v.title, &mut notes);
+                if title.is_empty() {
+                    // Nothing visible was left: the file's name stands in.
+                    let file = v.path.rsplit('/').next().unwrap_or(&v.path);
+                    title = storable(file, &mut Vec::new());
+                }
+                shorten(&title, budget, &mut notes)
+            }
+        };
+        let mut key = title.to_lowercase();
+        if let Some(&holder) = taken.get(&key) {
             let file = v.path.rsplit('/').next().unwrap_or(&v.path);
             // Across sources the suffix names this value's source; within one, its file.
             let first = if holder == v.source {
@@ -267,8 +283,9 @@ fn make_titles_storable(
                 ),
             ));
             title = unique;
+            key = title.to_lowercase();
         }
-        taken.insert(title.to_lowercase(), v.source);
+        taken.insert(key, v.source);
         for (code, n) in notes {
             warnings.push(Finding::new(source, &v.path, Some(v.rule.line), code, n));
         }

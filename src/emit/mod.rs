@@ -519,7 +519,7 @@ pub fn cluster_content(
     };
     // Where each value's text lands in the file, by its key, for the next build to reuse; and each
     // value's uuid and text hash, in file order.
-    let mut spans = BTreeMap::new();
+    let mut spans = Vec::with_capacity(keys.len());
     let mut hashes: Vec<(String, String)> = Vec::with_capacity(values.len());
     match head.strip_suffix("[]\n}\n") {
         Some(start) if !values.is_empty() => {
@@ -544,7 +544,7 @@ pub fn cluster_content(
                     for ((uuid, hash, (start, len)), &i) in run_hashes.into_iter().zip(&order[n..])
                     {
                         if !keys.is_empty() {
-                            spans.insert(keys[i], (at + start, len));
+                            spans.push((keys[i], (at + start, len)));
                         }
                         hashes.push((uuid, hash));
                         n += 1;
@@ -569,7 +569,8 @@ pub fn cluster_content(
         },
         values: hashes.into_iter().collect(),
         hash,
-        spans,
+        // Collected, not inserted one by one: sorted once, then built in order.
+        spans: spans.into_iter().collect(),
     })
 }
 
@@ -882,19 +883,44 @@ impl Planned {
     }
 }
 
-/// Counts values added, changed and removed (by uuid) between two sets of value hashes.
+/// Counts values added, changed and removed (by uuid) between two sets of value hashes, walking both
+/// in key order side by side.
 fn count_changes(
     prev: Option<&BTreeMap<String, String>>,
     new: &BTreeMap<String, String>,
 ) -> (usize, usize, usize) {
-    let empty = BTreeMap::new();
-    let old = prev.unwrap_or(&empty);
-    let added = new.keys().filter(|k| !old.contains_key(*k)).count();
-    let removed = old.keys().filter(|k| !new.contains_key(*k)).count();
-    let changed = new
-        .iter()
-        .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
-        .count();
+    let Some(old) = prev else {
+        return (new.len(), 0, 0);
+    };
+    let (mut added, mut changed, mut removed) = (0, 0, 0);
+    let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+    loop {
+        match (o.peek(), n.peek()) {
+            (Some((ok, ov)), Some((nk, nv))) => match ok.cmp(nk) {
+                std::cmp::Ordering::Less => {
+                    removed += 1;
+                    o.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    added += 1;
+                    n.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    changed += usize::from(ov != nv);
+                    o.next();
+                    n.next();
+                }
+            },
+            (Some(_), None) => {
+                removed += o.count();
+                break;
+            }
+            (None, _) => {
+                added += n.count();
+                break;
+            }
+        }
+    }
     (added, changed, removed)
 }
 
@@ -1221,5 +1247,25 @@ mod tests {
         .values;
         assert_eq!(count_changes(Some(&old), &new), (1, 1, 1));
         assert_eq!(count_changes(None, &new), (2, 0, 0));
+        // Against counting by look-ups, over maps that overlap in every way.
+        let map = |keys: std::ops::Range<u32>, salt: u32| -> BTreeMap<String, String> {
+            keys.map(|k| (format!("{k:03}"), ((k % 7 == 0) as u32 * salt).to_string()))
+                .collect()
+        };
+        for (old, new) in [
+            (map(0..50, 1), map(20..90, 2)),
+            (map(20..90, 1), map(0..50, 2)),
+            (map(0..10, 1), map(40..60, 1)),
+            (map(0..0, 1), map(5..9, 1)),
+            (map(0..30, 1), map(0..30, 2)),
+        ] {
+            let added = new.keys().filter(|k| !old.contains_key(*k)).count();
+            let removed = old.keys().filter(|k| !new.contains_key(*k)).count();
+            let changed = new
+                .iter()
+                .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
+                .count();
+            assert_eq!(count_changes(Some(&old), &new), (added, changed, removed));
+        }
     }
 }
