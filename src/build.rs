@@ -295,6 +295,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
     let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
     let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);
+    clock.lap("value keys");
     // The cluster goes to its temporary file as it is formatted, so its text is never held whole
     // beside the records (value versions rewrite the whole text, so they keep it in memory).
     let mut stage = match config.value_versions {
@@ -312,11 +313,12 @@ pub fn build(config: &Config) -> Result<Summary> {
     if let Some(p) = &mut prior_cluster {
         p.file = None;
     }
+    let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
+    clock.lap("format");
     // Formatted: the records are no longer needed while the files are written.
     let value_count = values.len();
     drop((values, related));
-    let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
-    clock.lap("format");
+    clock.lap("free records");
     let fingerprint = emit::fingerprint;
     let cluster = if config.value_versions {
         emit::value_versions(

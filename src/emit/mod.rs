@@ -35,6 +35,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
+use uuid::Uuid;
+
 use crate::atomic::stage;
 use crate::config::GalaxyInfo;
 use crate::error::{Error, Result};
@@ -170,52 +172,71 @@ pub struct Content {
     /// misp-galaxy formatting of the content without `version`, in pieces to write one after the
     /// other (a cluster's values stay in the runs they were formatted in: never copied into one text).
     pub parts: Vec<String>,
-    /// Value uuid → checksum of the value's formatted text.
-    pub values: BTreeMap<String, String>,
+    /// Value uuid → hash of the value's formatted text.
+    pub values: BTreeMap<Uuid, TextHash>,
     /// The content's identity: BLAKE3 over the formatted head (the content with no values) and the
     /// values' hashes in file order, so that it costs no second pass over the text.
     pub hash: String,
-    /// Value key → the span of the value's text in the file (clusters formatted with [`Reuse`]).
-    pub spans: BTreeMap<ValueKey, (usize, usize)>,
+    /// Value key → where the value's text is in the file (clusters formatted with value keys).
+    pub spans: BTreeMap<ValueKey, Span>,
+}
+
+/// BLAKE3 of a value's formatted text (without its own `version`), kept as bytes: a build handles
+/// one per value, and hex text would cost an allocation each.
+pub type TextHash = [u8; 32];
+
+/// Where a value's text is in a cluster file, and its [`TextHash`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub at: usize,
+    pub len: usize,
+    pub hash: TextHash,
+}
+
+/// The [`TextHash`] of formatted text.
+fn text_hash(text: &[u8]) -> TextHash {
+    *blake3::hash(text).as_bytes()
 }
 
 /// The content hash of a head text and the hashes of its values, in order.
-fn content_hash<'a>(head: &str, values: impl Iterator<Item = &'a String>) -> String {
+fn content_hash<'a>(head: &str, values: impl Iterator<Item = &'a TextHash>) -> String {
     let mut h = blake3::Hasher::new();
     h.update(head.as_bytes());
     for v in values {
-        h.update(v.as_bytes());
-        h.update(b"\n");
+        h.update(v);
     }
     h.finalize().to_hex().to_string()
 }
 
-/// The checksum of a parsed value's formatted text, without its own `version` (which follows from
-/// the content, see [`with_value_versions`]).
-fn value_hash(v: &Json) -> String {
+/// The hash of a parsed value's formatted text, without its own `version` (which follows from the
+/// content, see [`with_value_versions`]).
+fn value_hash(v: &Json) -> TextHash {
     match v.as_object() {
         Some(o) if o.contains_key("version") => {
             let mut o = o.clone();
             o.remove("version");
-            checksum(json::fragment(&Json::Object(o), 2).as_bytes())
+            text_hash(json::fragment(&Json::Object(o), 2).as_bytes())
         }
-        _ => checksum(json::fragment(v, 2).as_bytes()),
+        _ => text_hash(json::fragment(v, 2).as_bytes()),
     }
+}
+
+/// A value's uuid as the JSON of a cluster has it, when it is one.
+fn uuid_of(v: &Json) -> Option<Uuid> {
+    v.get("uuid")?.as_str()?.parse().ok()
 }
 
 impl Content {
     /// The content of a parsed file (without `version`).
     pub fn of(json: &Json) -> Content {
-        let ordered: Vec<(String, String)> = json
+        // (A value without a valid uuid counts in the content, not in the per-value hashes.)
+        let ordered: Vec<(Option<Uuid>, TextHash)> = json
             .get("values")
             .and_then(Json::as_array)
             .map(|values| {
                 values
                     .par_iter()
-                    .map(|v| {
-                        let uuid = v.get("uuid").and_then(Json::as_str).unwrap_or_default();
-                        (uuid.to_string(), value_hash(v))
-                    })
+                    .map(|v| (uuid_of(v), value_hash(v)))
                     .collect()
             })
             .unwrap_or_default();
@@ -226,7 +247,10 @@ impl Content {
         Content {
             parts: vec![json::to_misp_json(json)],
             hash: content_hash(&json::to_misp_json(&head), ordered.iter().map(|p| &p.1)),
-            values: ordered.into_iter().collect(),
+            values: ordered
+                .into_iter()
+                .filter_map(|(uuid, hash)| Some((uuid?, hash)))
+                .collect(),
             spans: BTreeMap::new(),
         }
     }
@@ -340,34 +364,27 @@ pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a
 /// The previous file's texts for one batch of values: the spans the batch can reuse, read in a few
 /// sequential pieces (spans closer than [`Reused::GAP`] are read together).
 #[derive(Debug, Default)]
-struct Reused<'p> {
+struct Reused {
     pieces: Vec<String>,
     /// Value index → piece, offset and length of its old text in the piece, and the text's hash.
-    texts: std::collections::HashMap<usize, (usize, usize, usize, &'p String)>,
+    texts: std::collections::HashMap<usize, (usize, usize, usize, TextHash)>,
 }
 
-impl<'p> Reused<'p> {
+impl Reused {
     /// Bytes between two spans below which both are read in one piece.
     const GAP: usize = 64 * 1024;
 
-    fn read(
-        previous: Option<Previous<'p>>,
-        batch: &[usize],
-        keys: &[ValueKey],
-        uuids: &[String],
-    ) -> Self {
+    fn read(previous: Option<Previous<'_>>, batch: &[usize], keys: &[ValueKey]) -> Self {
         use std::io::{Read as _, Seek as _, SeekFrom};
         let mut reused = Reused::default();
         let Some(p) = previous else {
             return reused;
         };
-        let mut wanted: Vec<(usize, usize, usize, &'p String)> = batch
+        let mut wanted: Vec<(usize, usize, usize, TextHash)> = batch
             .iter()
-            .enumerate()
-            .filter_map(|(n, &i)| {
-                let &(at, len) = p.fingerprint.spans.get(keys.get(i)?)?;
-                let hash = p.fingerprint.values.get(&uuids[n])?;
-                Some((at, len, i, hash))
+            .filter_map(|&i| {
+                let span = p.fingerprint.spans.get(keys.get(i)?)?;
+                Some((span.at, span.len, i, span.hash))
             })
             .collect();
         wanted.sort_unstable_by_key(|w| (w.0, w.2));
@@ -402,7 +419,7 @@ impl<'p> Reused<'p> {
     }
 
     /// Value `i`'s old text and its hash, when it is reused.
-    fn get(&self, i: usize) -> Option<(&str, &'p String)> {
+    fn get(&self, i: usize) -> Option<(&str, TextHash)> {
         let &(piece, at, len, hash) = self.texts.get(&i)?;
         Some((self.pieces[piece].get(at..at + len)?, hash))
     }
@@ -489,9 +506,9 @@ pub fn cluster_content(
         None => Sink::Parts(Vec::new()),
     };
     let head = json::to_misp_json(&cluster_head(info, Vec::new()));
-    // Per run: its text, and per value its uuid, text hash, and text span in the run.
-    type Run = (String, Vec<(String, String, (usize, usize))>);
-    let format_run = |reused: &Reused<'_>, run: &[usize], uuids: &[String]| -> Run {
+    // Per run: its text, and per value its text hash and text span in the run.
+    type Run = (String, Vec<(TextHash, (usize, usize))>);
+    let format_run = |reused: &Reused, run: &[usize]| -> Run {
         let mut text = String::with_capacity(run.len() * 2048);
         let mut hashes = Vec::with_capacity(run.len());
         for (n, &i) in run.iter().enumerate() {
@@ -502,7 +519,7 @@ pub fn cluster_content(
             let hash = match reused.get(i) {
                 Some((old, hash)) => {
                     text.push_str(old);
-                    hash.clone()
+                    hash
                 }
                 None => {
                     write_value(
@@ -510,17 +527,17 @@ pub fn cluster_content(
                         &values[i],
                         related.get(i).map_or(&[], Vec::as_slice),
                     );
-                    checksum(&text.as_bytes()[start..])
+                    text_hash(&text.as_bytes()[start..])
                 }
             };
-            hashes.push((uuids[n].clone(), hash, (start, text.len() - start)));
+            hashes.push((hash, (start, text.len() - start)));
         }
         (text, hashes)
     };
     // Where each value's text lands in the file, by its key, for the next build to reuse; and each
     // value's uuid and text hash, in file order.
     let mut spans = Vec::with_capacity(keys.len());
-    let mut hashes: Vec<(String, String)> = Vec::with_capacity(values.len());
+    let mut hashes: Vec<(Uuid, TextHash)> = Vec::with_capacity(values.len());
     match head.strip_suffix("[]\n}\n") {
         Some(start) if !values.is_empty() => {
             let opening = format!("{start}[\n    ");
@@ -528,25 +545,22 @@ pub fn cluster_content(
             sink.push(opening)?;
             let mut n = 0;
             for batch in order.chunks(BATCH) {
-                let uuids: Vec<String> =
-                    batch.iter().map(|&i| values[i].uuid.to_string()).collect();
-                let reused = Reused::read(previous, batch, keys, &uuids);
+                let reused = Reused::read(previous, batch, keys);
                 let runs: Vec<Run> = batch
                     .par_chunks(RUN)
-                    .zip(uuids.par_chunks(RUN))
-                    .map(|(run, uuids)| format_run(&reused, run, uuids))
+                    .map(|run| format_run(&reused, run))
                     .collect();
                 for (run, run_hashes) in runs {
                     if n > 0 {
                         sink.push(SEPARATOR.to_string())?;
                         at += SEPARATOR.len();
                     }
-                    for ((uuid, hash, (start, len)), &i) in run_hashes.into_iter().zip(&order[n..])
-                    {
+                    for ((hash, (start, len)), &i) in run_hashes.into_iter().zip(&order[n..]) {
                         if !keys.is_empty() {
-                            spans.push((keys[i], (at + start, len)));
+                            let at = at + start;
+                            spans.push((keys[i], Span { at, len, hash }));
                         }
-                        hashes.push((uuid, hash));
+                        hashes.push((values[i].uuid, hash));
                         n += 1;
                     }
                     at += run.len();
@@ -617,11 +631,11 @@ pub struct Fingerprint {
     /// [`Content::hash`] of its content without `version`.
     pub content: String,
     pub version: i64,
-    /// Value uuid → checksum of the value's text (cluster only), for the added/changed/removed counts.
-    pub values: BTreeMap<String, String>,
-    /// Value key → span of its text in the file (cluster only), so that the next build copies the
+    /// Value uuid → hash of the value's text (cluster only), for the added/changed/removed counts.
+    pub values: BTreeMap<Uuid, TextHash>,
+    /// Value key → where its text is in the file (cluster only), so that the next build copies the
     /// text of an unchanged value instead of formatting it again.
-    pub spans: BTreeMap<ValueKey, (usize, usize)>,
+    pub spans: BTreeMap<ValueKey, Span>,
 }
 
 impl Fingerprint {
@@ -739,7 +753,7 @@ fn next_version(prev: Option<&Fingerprint>, content_hash: &str, base: i64) -> i6
 
 /// Value uuid → (content hash, version) of the values of the cluster file at `path`: a value's own
 /// `version`, else the file's (what MISP stored for it). Empty when there is no usable file.
-fn previous_value_versions(path: &Path) -> BTreeMap<String, (String, i64)> {
+fn previous_value_versions(path: &Path) -> BTreeMap<Uuid, (TextHash, i64)> {
     let Some(json) = std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Json>(&b).ok())
@@ -752,7 +766,7 @@ fn previous_value_versions(path: &Path) -> BTreeMap<String, (String, i64)> {
         .into_iter()
         .flatten()
         .filter_map(|v| {
-            let uuid = v.get("uuid")?.as_str()?.to_string();
+            let uuid = uuid_of(v)?;
             let version = v
                 .get("version")
                 .and_then(Json::as_i64)
@@ -780,7 +794,11 @@ pub fn value_versions(
     // Versions move every value's text: none is where the spans say.
     cluster.spans.clear();
     cluster.parts = vec![with_value_versions(&text, |uuid| {
-        match (old.get(uuid), new.get(uuid)) {
+        let uuid = uuid.parse::<Uuid>().ok();
+        match (
+            uuid.and_then(|u| old.get(&u)),
+            uuid.and_then(|u| new.get(&u)),
+        ) {
             (Some((hash, v)), Some(h)) if hash == h => *v,
             _ => version,
         }
@@ -885,9 +903,9 @@ impl Planned {
 
 /// Counts values added, changed and removed (by uuid) between two sets of value hashes, walking both
 /// in key order side by side.
-fn count_changes(
-    prev: Option<&BTreeMap<String, String>>,
-    new: &BTreeMap<String, String>,
+fn count_changes<K: Ord, V: Eq>(
+    prev: Option<&BTreeMap<K, V>>,
+    new: &BTreeMap<K, V>,
 ) -> (usize, usize, usize) {
     let Some(old) = prev else {
         return (new.len(), 0, 0);
@@ -1002,8 +1020,8 @@ mod tests {
     fn value_versions_follow_each_values_content() {
         let values = |b: &str| {
             json!({"type": "t", "values": [
-                {"uuid": "a", "value": "A", "meta": {"level": "high"}},
-                {"uuid": "b", "value": b},
+                {"uuid": "00000000-0000-0000-0000-00000000000a", "value": "A", "meta": {"level": "high"}},
+                {"uuid": "00000000-0000-0000-0000-00000000000b", "value": b},
             ]})
         };
         let dir = tempfile::tempdir().expect("tmp");
@@ -1030,8 +1048,9 @@ mod tests {
         assert_eq!(write_at("B2", 200), (200, 100, 200), "only b changed");
         assert_eq!(write_at("B2", 300), (300, 100, 200), "nothing changed");
         // The content of a value does not include its version.
-        let with = json!({"values": [{"uuid": "a", "value": "A", "version": 3}]});
-        let without = json!({"values": [{"uuid": "a", "value": "A"}]});
+        let with = json!({"values": [{"uuid": "00000000-0000-0000-0000-00000000000a", "value": "A", "version": 3}]});
+        let without =
+            json!({"values": [{"uuid": "00000000-0000-0000-0000-00000000000a", "value": "A"}]});
         assert_eq!(Content::of(&with).hash, Content::of(&without).hash);
     }
 
@@ -1082,7 +1101,7 @@ mod tests {
         assert_eq!(spliced.values, formatted.values);
         assert_eq!(spliced.hash, formatted.hash);
         // And it was copied, not formatted: a mark in the old text of an unchanged value shows.
-        let (at, len) = old_file.fingerprint.spans[&value_key("k", &first[1], &[])];
+        let Span { at, len, .. } = old_file.fingerprint.spans[&value_key("k", &first[1], &[])];
         let marked = format!(
             "{}{}{}",
             &text[..at],
@@ -1099,7 +1118,7 @@ mod tests {
         assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
         // The recorded spans are where the values are.
         let new_text = spliced.parts.concat();
-        let (at, len) = spliced.spans[&value_key("k", &next[7], &[])];
+        let Span { at, len, .. } = spliced.spans[&value_key("k", &next[7], &[])];
         assert!(new_text[at..at + len].contains("\"value\": \"Changed\""));
     }
 
@@ -1171,7 +1190,7 @@ mod tests {
         let old = plan(PathBuf::from("c.json"), old, None, None, 1);
         let mut text = old.parts().concat();
         for v in [&values[0], &values[8999]] {
-            let (at, len) = old.fingerprint.spans[&value_key("k", v, &[])];
+            let Span { at, len, .. } = old.fingerprint.spans[&value_key("k", v, &[])];
             let marked = text[at..at + len].replace(&v.title, &v.title.replace("Rule", "Mark"));
             text.replace_range(at..at + len, &marked);
         }
@@ -1211,8 +1230,7 @@ mod tests {
         assert_eq!(spliced.replace("Mark ", "Rule "), formatted);
         // Every value was reused, from two pieces of the old file.
         let batch = sorted(&next);
-        let uuids: Vec<String> = batch.iter().map(|&i| next[i].uuid.to_string()).collect();
-        let reused = Reused::read(Some(previous), &batch, &keys, &uuids);
+        let reused = Reused::read(Some(previous), &batch, &keys);
         assert_eq!((reused.texts.len(), reused.pieces.len()), (next.len(), 2));
         // A dry run hashes the same bytes and writes nothing.
         let dir = tempfile::tempdir().expect("tmp");
@@ -1238,11 +1256,11 @@ mod tests {
     #[test]
     fn value_counts_compare_by_uuid() {
         let old = Content::of(
-            &json!({"values": [{"uuid": "a", "value": "A"}, {"uuid": "b", "value": "B"}]}),
+            &json!({"values": [{"uuid": "00000000-0000-0000-0000-00000000000a", "value": "A"}, {"uuid": "00000000-0000-0000-0000-00000000000b", "value": "B"}]}),
         )
         .values;
         let new = Content::of(
-            &json!({"values": [{"uuid": "a", "value": "A2"}, {"uuid": "c", "value": "C"}]}),
+            &json!({"values": [{"uuid": "00000000-0000-0000-0000-00000000000a", "value": "A2"}, {"uuid": "00000000-0000-0000-0000-00000000000c", "value": "C"}]}),
         )
         .values;
         assert_eq!(count_changes(Some(&old), &new), (1, 1, 1));

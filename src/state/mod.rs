@@ -14,7 +14,8 @@
 //!   sources.bin   per source: commit built, rule files (path → blob), history walk (last changes,
 //!                 content clock, origins of renamed files); the UUID ledger;
 //!                 fingerprints of the files written (content and per-value hashes, and where each
-//!                 value's text is, by a key of everything it depends on, so unchanged values are copied)
+//!                 value's text is, with its hash, by a key of everything it depends on, so unchanged
+//!                 values are copied; hashes and uuids as bytes, not hex)
 //!   blobs.bin     blob id → content hash and parse key (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
 //!                 a commit that changes a few files rewrites a few small shards
@@ -114,7 +115,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 7;
+pub const FORMAT: u32 = 8;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
