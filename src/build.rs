@@ -152,7 +152,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     clock.lap("list");
     let attack = attack_index(config, prev.attack.take(), attack_hash)?;
     clock.lap("attack index");
-    let walked = walk_sources(&snapshots, &prev.sources, &last_built)?;
+    let walked = walk_sources(&snapshots, &mut prev.sources, &last_built)?;
     for (snap, why) in snapshots.iter().zip(&walked.ledger_identity) {
         if let Some(why) = *why {
             let r = Reason::LedgerIdentity {
@@ -225,13 +225,19 @@ pub fn build(config: &Config) -> Result<Summary> {
         }
     }
     let mut new_sources = walked.sources;
+    let content_clock = walked.histories.iter().map(|h| h.clock).max().unwrap_or(1);
+    for (name, history) in names.iter().zip(walked.histories) {
+        if let Some(s) = new_sources.sources.get_mut(name) {
+            s.history = history;
+        }
+    }
     new_sources.ledger = remembered_uuids(&values, &names, &parsed.jobs, &prev.sources.ledger);
     for (name, why) in names.iter().zip(&walked.ledger_identity) {
         if *why == Some(LedgerWhy::Rewritten) {
             new_sources.ledger.rewritten.insert(name.clone());
         }
     }
-    let (histories, jobs, parsed_count) = (walked.histories, parsed.jobs, parsed.count);
+    let (jobs, parsed_count) = (parsed.jobs, parsed.count);
     clock.lap("merge");
     // relate, then emit.
     let related = relate::relate(&values, attack.as_ref().map(|a| &a.index));
@@ -275,7 +281,6 @@ pub fn build(config: &Config) -> Result<Summary> {
         &cluster_file,
         prev.sources.outputs[0].as_ref(),
     )?;
-    let content_clock = histories.iter().map(|h| h.clock).max().unwrap_or(1);
     // Unchanged values are copied from the previous cluster file, when it is the one last written.
     let parse_keys: HashMap<(usize, &str), &str> = jobs
         .iter()
@@ -539,7 +544,7 @@ fn attack_index(
 /// and finds renames since the last built commit when a remembered uuid's path is gone.
 fn walk_sources(
     snapshots: &[Snapshot],
-    prev: &Sources,
+    prev: &mut Sources,
     last_built: &HashMap<String, String>,
 ) -> Result<Walked> {
     let mut walked = Walked {
@@ -550,10 +555,12 @@ fn walk_sources(
     };
     for snap in snapshots {
         let filter_key = key::hash(&FilterKey::new(&snap.filter));
+        // The previous walk is extended, not copied.
         let old = prev
             .sources
-            .get(&snap.name)
-            .filter(|o| o.filter == filter_key);
+            .get_mut(&snap.name)
+            .filter(|o| o.filter == filter_key)
+            .map(|o| std::mem::take(&mut o.history));
         let paths: Vec<String> = snap.files.iter().map(|f| f.path.clone()).collect();
         let source_err = |e: git2::Error| Error::Source {
             source_name: snap.name.clone(),
@@ -564,7 +571,7 @@ fn walk_sources(
             snap.commit,
             &paths,
             &snap.filter,
-            old.map(|o| &o.history),
+            old,
         )
         .map_err(source_err)?;
         let ledger_why = if history.shallow {
@@ -604,7 +611,8 @@ fn walk_sources(
                     .iter()
                     .map(|f| (f.path.clone(), f.blob.to_string()))
                     .collect(),
-                history: history.clone(),
+                // Moved in from `histories` once the build is done with them.
+                history: diff::History::default(),
             },
         );
         walked.renames.push(renames);

@@ -273,25 +273,26 @@ struct Step {
 
 /// Walks the first-parent history of `tip` to find, for every path in `files`, the newest commit that
 /// changed it, its origin, and the content clock. `previous` is the last walk's result for the same
-/// filter.
+/// filter, which the new one extends (taken, not copied: 100k paths at 100k rules).
 pub fn walk(
     repo: &Repository,
     tip: Oid,
     files: &[String],
     filter: &PathFilter,
-    previous: Option<&History>,
+    previous: Option<History>,
 ) -> Result<(History, Walk), git2::Error> {
     let shallow = repo.is_shallow();
-    // A walk made on another depth of history has other origins: walk again.
-    let previous = previous.filter(|p| p.shallow == shallow);
     let tip_hex = tip.to_string();
-    if let Some(prev) = previous
-        && prev.tip == tip_hex
-        && files.iter().all(|f| prev.last_change.contains_key(f))
-    {
-        return Ok((prev.clone(), Walk::Unchanged));
-    }
-    let stop = previous.and_then(|p| Oid::from_str(&p.tip).ok());
+    // A walk made on another depth of history has other origins: walk again.
+    let previous = match previous.filter(|p| p.shallow == shallow) {
+        Some(prev)
+            if prev.tip == tip_hex && files.iter().all(|f| prev.last_change.contains_key(f)) =>
+        {
+            return Ok((prev, Walk::Unchanged));
+        }
+        other => other,
+    };
+    let stop = previous.as_ref().and_then(|p| Oid::from_str(&p.tip).ok());
     let mut unresolved: HashSet<&str> = files.iter().map(String::as_str).collect();
     let mut found: HashMap<String, String> = HashMap::new();
     // Committer times of commits that changed rule files, newest first.
@@ -357,8 +358,8 @@ pub fn walk(
     let (base_clock, mut last_change, mut origins, how) = match (reached_stop, previous) {
         (true, Some(prev)) => (
             Some(prev.clock),
-            prev.last_change.clone(),
-            prev.origins.clone(),
+            prev.last_change,
+            prev.origins,
             Walk::Incremental { commits },
         ),
         (false, Some(_)) => (
