@@ -566,14 +566,8 @@ fn walk_sources(
             source_name: snap.name.clone(),
             message: format!("walking history: {}", e.message()),
         };
-        let (history, how) = diff::walk(
-            &snap.repo,
-            snap.commit,
-            &paths,
-            &snap.filter,
-            old,
-        )
-        .map_err(source_err)?;
+        let (history, how) =
+            diff::walk(&snap.repo, snap.commit, &paths, &snap.filter, old).map_err(source_err)?;
         let ledger_why = if history.shallow {
             Some(LedgerWhy::Shallow)
         } else if matches!(how, diff::Walk::Rewritten { .. })

@@ -23,7 +23,8 @@ fuzz_target!(|data: &[u8]| {
     for limits in [Limits::default(), tight] {
         let parsed = parse::parse_file(data, &limits);
         for rule in &parsed.rules {
-            for text in [&rule.description, &rule.author, &rule.id, &rule.date]
+            let details = rule.details.get();
+            for text in [&details.description, &details.author, &rule.id, &details.date]
                 .into_iter()
                 .flatten()
             {

@@ -64,8 +64,10 @@ fn write_value(out: &mut String, v: &Value, related: &[Relation]) {
         t.filter(|t| !t.is_empty())
     }
     let r = &v.rule;
+    let details = r.details.get();
+    let d = details.as_ref();
     let mut refs: Vec<&str> = Vec::new();
-    for reference in r
+    for reference in d
         .references
         .iter()
         .map(String::as_str)
@@ -77,17 +79,17 @@ fn write_value(out: &mut String, v: &Value, related: &[Relation]) {
     }
     let filename = v.path.rsplit('/').next().unwrap_or(&v.path);
     let mut w = json::ObjectWriter::new(out, 2);
-    if let Some(d) = text(r.description.as_deref()) {
-        w.string("description", d);
+    if let Some(t) = text(d.description.as_deref()) {
+        w.string("description", t);
     }
     w.object("meta", |m| {
-        if let Some(t) = text(r.author.as_deref()) {
+        if let Some(t) = text(d.author.as_deref()) {
             m.string("author", t);
         }
-        if let Some(t) = text(r.date.as_deref()) {
+        if let Some(t) = text(d.date.as_deref()) {
             m.string("creation_date", t);
         }
-        let falsepositives = nonempty(&r.falsepositives);
+        let falsepositives = nonempty(&d.falsepositives);
         if !falsepositives.is_empty() {
             m.strings("falsepositive", falsepositives);
         }
@@ -100,7 +102,7 @@ fn write_value(out: &mut String, v: &Value, related: &[Relation]) {
             ("logsource.category", logsource.category.as_deref()),
             ("logsource.product", logsource.product.as_deref()),
             ("logsource.service", logsource.service.as_deref()),
-            ("modified", r.modified.as_deref()),
+            ("modified", d.modified.as_deref()),
         ] {
             if let Some(t) = text(value) {
                 m.string(key, t);

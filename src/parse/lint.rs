@@ -55,8 +55,9 @@ pub(crate) fn lint(rule: &Rule, line: impl Fn(&'static str) -> Option<u32>) -> V
             "the rule has no `id`; a uuid is derived from where its file first appeared".into(),
         );
     }
-    let date = rule.date.as_deref().map(|d| (d, parse_date(d)));
-    let modified = rule.modified.as_deref().map(|d| (d, parse_date(d)));
+    let details = rule.details.get();
+    let date = details.date.as_deref().map(|d| (d, parse_date(d)));
+    let modified = details.modified.as_deref().map(|d| (d, parse_date(d)));
     for (key, value) in [("date", date), ("modified", modified)] {
         if let Some((text, None)) = value {
             push(
@@ -149,8 +150,8 @@ mod tests {
     #[test]
     fn lints_name_the_field_line() {
         let mut rule = Rule::titled("T");
-        rule.date = Some("2024-05-01".into());
-        rule.modified = Some("2024-04-31".into());
+        rule.details.get_mut().date = Some("2024-05-01".into());
+        rule.details.get_mut().modified = Some("2024-04-31".into());
         rule.level = Some("severe".into());
         rule.status = Some("stable".into());
         let lines = |key: &str| match key {
@@ -171,7 +172,7 @@ mod tests {
                 (Code::InvalidLevel, Some(9)),
             ]
         );
-        rule.modified = Some("2024-04-30".into());
+        rule.details.get_mut().modified = Some("2024-04-30".into());
         let found: Vec<Code> = lint(&rule, |_| None).iter().map(|p| p.code).collect();
         assert!(found.contains(&Code::ModifiedBeforeDate), "{found:?}");
     }

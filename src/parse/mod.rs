@@ -124,24 +124,136 @@ pub struct Rule {
     pub name: Option<String>,
     /// `title`, trimmed; never empty.
     pub title: String,
-    pub description: Option<String>,
-    /// `references`, de-duplicated in order.
-    pub references: Vec<String>,
     pub tags: Vec<String>,
-    /// `date` as written.
-    pub date: Option<String>,
-    /// `modified` as written.
-    pub modified: Option<String>,
-    pub author: Option<String>,
     pub level: Option<String>,
     pub status: Option<String>,
-    /// `falsepositives`: a single string becomes a one-element list.
-    pub falsepositives: Vec<String>,
     pub logsource: LogSource,
     /// Sigma `related` entries.
     pub related: Vec<RelatedRule>,
     /// For correlation rules: `correlation.rules`, the ids or names of the rules it correlates.
     pub correlates: Vec<String>,
+    /// What only the rule's value shows (description, references, dates, author, false positives).
+    pub details: Body,
+}
+
+/// The fields of a rule that only its formatted value shows: nothing else in a build reads them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Details {
+    pub description: Option<String>,
+    /// `references`, de-duplicated in order.
+    pub references: Vec<String>,
+    /// `date` as written.
+    pub date: Option<String>,
+    /// `modified` as written.
+    pub modified: Option<String>,
+    pub author: Option<String>,
+    /// `falsepositives`: a single string becomes a one-element list.
+    pub falsepositives: Vec<String>,
+}
+
+/// A rule's [`Details`], kept encoded (one allocation) while the rule comes from the parse cache and
+/// decoded only when its value is formatted afresh: a build that copies an unchanged value's text
+/// never decodes them, and never frees their strings one by one. A freshly parsed rule holds them
+/// decoded. Either way it reads, compares and saves the same.
+#[derive(Clone)]
+pub struct Body(BodyRepr);
+
+#[derive(Clone)]
+enum BodyRepr {
+    Decoded(Box<Details>),
+    /// postcard encoding of the [`Details`], as saved in the parse cache.
+    Encoded(Box<[u8]>),
+}
+
+impl Body {
+    pub fn new(details: Details) -> Body {
+        Body(BodyRepr::Decoded(Box::new(details)))
+    }
+
+    /// The details, decoded if need be. (An encoding that does not decode, which the parse cache's
+    /// checksums rule out, reads as no details.)
+    pub fn get(&self) -> std::borrow::Cow<'_, Details> {
+        match &self.0 {
+            BodyRepr::Decoded(d) => std::borrow::Cow::Borrowed(d),
+            BodyRepr::Encoded(bytes) => {
+                std::borrow::Cow::Owned(postcard::from_bytes(bytes).unwrap_or_default())
+            }
+        }
+    }
+
+    /// The details, to change them (decoded in place).
+    pub fn get_mut(&mut self) -> &mut Details {
+        if let BodyRepr::Encoded(_) = self.0 {
+            self.0 = BodyRepr::Decoded(Box::new(self.get().into_owned()));
+        }
+        match &mut self.0 {
+            BodyRepr::Decoded(d) => d,
+            BodyRepr::Encoded(_) => unreachable!("decoded just above"),
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::new(Details::default())
+    }
+}
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Body) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Body {}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl Serialize for Body {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            BodyRepr::Encoded(bytes) => serializer.serialize_bytes(bytes),
+            BodyRepr::Decoded(d) => {
+                let bytes = postcard::to_stdvec(d).map_err(serde::ser::Error::custom)?;
+                serializer.serialize_bytes(&bytes)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Body, D::Error> {
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = Box<[u8]>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the encoded details of a rule")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Box<[u8]>, E> {
+                Ok(v.into())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Box<[u8]>, E> {
+                Ok(v.into_boxed_slice())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Box<[u8]>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out.into_boxed_slice())
+            }
+        }
+        // Not decoded here: that is the point. Its bytes are covered by the state file's checksum.
+        let bytes = deserializer.deserialize_bytes(Bytes)?;
+        Ok(Body(BodyRepr::Encoded(bytes)))
+    }
 }
 
 impl Rule {
@@ -154,18 +266,13 @@ impl Rule {
             id: None,
             name: None,
             title: title.into(),
-            description: None,
-            references: Vec::new(),
             tags: Vec::new(),
-            date: None,
-            modified: None,
-            author: None,
             level: None,
             status: None,
-            falsepositives: Vec::new(),
             logsource: LogSource::default(),
             related: Vec::new(),
             correlates: Vec::new(),
+            details: Body::default(),
         }
     }
 }

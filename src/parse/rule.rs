@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 
 use super::yaml::{Map, Node};
-use super::{LogSource, RelatedRule, Rule, RuleKind};
+use super::{Body, Details, LogSource, RelatedRule, Rule, RuleKind};
 use crate::findings::Code;
 
 /// A field of the wrong type: where it is (its key path) and what is wrong.
@@ -106,21 +106,23 @@ pub(crate) fn read_rule(
         id: r.text(&["id"])?,
         name: r.text(&["name"])?,
         title,
-        description: r.text(&["description"])?,
-        references: dedup(r.texts(&["references"])?),
         tags: r.texts(&["tags"])?,
-        date: r.text(&["date"])?,
-        modified: r.text(&["modified"])?,
-        author: r.text(&["author"])?,
         level: r.text(&["level"])?,
         status: r.text(&["status"])?,
-        falsepositives: r.texts(&["falsepositives"])?,
         logsource: r.logsource()?,
         related: r.related()?,
         correlates: match kind {
             RuleKind::Correlation => r.correlates()?,
             RuleKind::Detection | RuleKind::Filter => Vec::new(),
         },
+        details: Body::new(Details {
+            description: r.text(&["description"])?,
+            references: dedup(r.texts(&["references"])?),
+            date: r.text(&["date"])?,
+            modified: r.text(&["modified"])?,
+            author: r.text(&["author"])?,
+            falsepositives: r.texts(&["falsepositives"])?,
+        }),
     };
     Ok(Some((rule, r.warnings)))
 }

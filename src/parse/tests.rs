@@ -96,15 +96,17 @@ level: high
         id: Some("5f1e8a2c-0000-4000-8000-000000000001".into()),
         name: Some("all_fields".into()),
         title: "All Fields".into(),
-        description: Some("Detects everything.\nTwice.".into()),
-        references: strings(&["https://example.com/a", "https://example.com/b"]),
         tags: strings(&["attack.execution", "attack.t1059.001"]),
-        date: Some("2024-01-01".into()),
-        modified: Some("2022/08/28".into()),
-        author: Some("Jane Doe, John Roe".into()),
         level: Some("high".into()),
         status: Some("test".into()),
-        falsepositives: strings(&["Admins", "Scripts"]),
+        details: Body::new(Details {
+            description: Some("Detects everything.\nTwice.".into()),
+            references: strings(&["https://example.com/a", "https://example.com/b"]),
+            date: Some("2024-01-01".into()),
+            modified: Some("2022/08/28".into()),
+            author: Some("Jane Doe, John Roe".into()),
+            falsepositives: strings(&["Admins", "Scripts"]),
+        }),
         logsource: LogSource {
             category: Some("process_creation".into()),
             product: Some("windows".into()),
@@ -130,18 +132,13 @@ fn missing_null_and_empty_fields_are_none_or_empty() {
     let rule = one_rule(
         "title: T\ndescription: '   '\nauthor:\nlevel: ~\ntags: []\nfalsepositives:\ndetection: {}\n",
     );
+    let d = rule.details.get().into_owned();
     assert_eq!(
-        (
-            rule.id,
-            rule.name,
-            rule.description,
-            rule.author,
-            rule.level
-        ),
+        (rule.id, rule.name, d.description, d.author, rule.level),
         (None, None, None, None, None)
     );
-    assert_eq!((rule.date, rule.modified, rule.status), (None, None, None));
-    assert!(rule.tags.is_empty() && rule.references.is_empty() && rule.falsepositives.is_empty());
+    assert_eq!((d.date, d.modified, rule.status), (None, None, None));
+    assert!(rule.tags.is_empty() && d.references.is_empty() && d.falsepositives.is_empty());
     assert!(rule.related.is_empty() && rule.correlates.is_empty());
     assert_eq!(rule.logsource, LogSource::default());
 }
@@ -151,35 +148,35 @@ fn description_is_trimmed() {
     let rule =
         one_rule("title: T\ndescription: >\n    Folded text\n    on two lines.\n\ndetection: {}\n");
     assert_eq!(
-        rule.description.as_deref(),
+        rule.details.get().description.as_deref(),
         Some("Folded text on two lines.")
     );
     let rule = one_rule("title: \"\\tT \"\ndescription: \"  Quoted\\n\"\ndetection: {}\n");
     assert_eq!(rule.title, "T");
-    assert_eq!(rule.description.as_deref(), Some("Quoted"));
+    assert_eq!(rule.details.get().description.as_deref(), Some("Quoted"));
 }
 
 #[test]
 fn falsepositives_string_or_list() {
     let (rule, problems) = rule_with("title: T\nfalsepositives: Unknown\ndetection: {}\n");
-    assert_eq!(rule.falsepositives, strings(&["Unknown"]));
+    assert_eq!(rule.details.get().falsepositives, strings(&["Unknown"]));
     assert_eq!(problems, vec![(Some(2), Code::CoercedType)]);
     let rule =
         one_rule("title: T\nfalsepositives:\n  - A\n  -\n  - ''\n  - ' B '\ndetection: {}\n");
-    assert_eq!(rule.falsepositives, strings(&["A", "B"]));
+    assert_eq!(rule.details.get().falsepositives, strings(&["A", "B"]));
     let rule = one_rule("title: T\nfalsepositives: ''\ndetection: {}\n");
-    assert!(rule.falsepositives.is_empty());
+    assert!(rule.details.get().falsepositives.is_empty());
 }
 
 #[test]
 fn references_are_deduplicated_in_order() {
     let text = "title: T\nreferences:\n  - https://b\n  - https://a\n  - https://b\n  - ' https://a'\n  - https://c\ndetection: {}\n";
     assert_eq!(
-        one_rule(text).references,
+        one_rule(text).details.get().references,
         strings(&["https://b", "https://a", "https://c"])
     );
     let (rule, problems) = rule_with("title: T\nreferences: https://x\ndetection: {}\n");
-    assert_eq!(rule.references, strings(&["https://x"]));
+    assert_eq!(rule.details.get().references, strings(&["https://x"]));
     assert_eq!(problems, vec![(Some(2), Code::CoercedType)]);
 }
 
@@ -196,10 +193,10 @@ fn plain_scalars_are_taken_as_written() {
     );
     assert_eq!(rule.title, "1.10");
     assert_eq!(rule.id.as_deref(), Some("0x1F"));
-    assert_eq!(rule.author.as_deref(), Some("yes"));
+    assert_eq!(rule.details.get().author.as_deref(), Some("yes"));
     assert_eq!(rule.level.as_deref(), Some("True"));
-    assert_eq!(rule.date.as_deref(), Some("2024-01-01"));
-    assert_eq!(rule.modified.as_deref(), Some("2022/08/28"));
+    assert_eq!(rule.details.get().date.as_deref(), Some("2024-01-01"));
+    assert_eq!(rule.details.get().modified.as_deref(), Some("2022/08/28"));
     assert_eq!(rule.tags, strings(&["1e3", "false"]));
 }
 
@@ -617,11 +614,12 @@ fn long_texts_are_cut_at_a_character_boundary() {
         vec![(Some(2), Code::FieldTooLong), (Some(3), Code::FieldTooLong)]
     );
     let rule = &parsed.rules[0];
-    let description = rule.description.as_deref().unwrap();
+    let details = rule.details.get();
+    let description = details.description.as_deref().unwrap();
     assert!(description.len() <= 100, "{}", description.len());
     assert!(description.ends_with(CUT_MARKER));
     assert!(description.starts_with(&"é".repeat(40)));
-    assert!(rule.references[0].len() <= 100);
+    assert!(rule.details.get().references[0].len() <= 100);
 }
 
 #[test]

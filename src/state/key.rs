@@ -12,7 +12,7 @@ use crate::sources::Snapshot;
 
 /// The parser's output format. Bump it when [`crate::parse::parse_file`] would give other results for
 /// the same bytes, so cached parse results are recomputed.
-pub const PARSER_FORMAT: u32 = 3;
+pub const PARSER_FORMAT: u32 = 4;
 
 /// What the parse keys of a build depend on besides the files' contents, as one number: the parser
 /// format and the limits. The parse cache records it, so that its keys are recomputed when it changes.
