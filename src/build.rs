@@ -28,9 +28,10 @@ use crate::state::{
 };
 
 /// A rule file of some source, and where its parse result comes from.
-struct FileJob {
+struct FileJob<'s> {
     source: usize,
-    path: String,
+    /// Borrowed from the source's file list.
+    path: &'s str,
     blob: git2::Oid,
     /// Hex SHA-256 of the bytes, once known.
     content: Option<String>,
@@ -167,6 +168,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
     clock.lap("diff");
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
+    clock.lap("parse");
     let parsed_sums = if writes {
         state::save_parsed(
             &config.state,
@@ -178,7 +180,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     } else {
         state::Checksums::new()
     };
-    clock.lap("parse");
+    clock.lap("save parse cache");
 
     // merge: candidates in source, path, index order, with links and remembered uuids.
     let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
@@ -266,7 +268,7 @@ pub fn build(config: &Config) -> Result<Summary> {
             sources: source_summaries(&snapshots, None),
             files: jobs
                 .iter()
-                .map(|j| (names[j.source].clone(), j.path.clone()))
+                .map(|j| (names[j.source].clone(), j.path.to_string()))
                 .collect(),
             warnings,
             reasons,
@@ -284,7 +286,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     // Unchanged values are copied from the previous cluster file, when it is the one last written.
     let parse_keys: HashMap<(usize, &str), &str> = jobs
         .iter()
-        .filter_map(|j| Some(((j.source, j.path.as_str()), j.key.as_deref()?)))
+        .filter_map(|j| Some(((j.source, j.path), j.key.as_deref()?)))
         .collect();
     let value_keys: Vec<emit::ValueKey> = values
         .par_iter()
@@ -488,9 +490,9 @@ struct Walked {
 }
 
 /// What parsing (with the cache) gave.
-struct Parsed {
+struct Parsed<'s> {
     /// Every rule file of every source, in source then path order.
-    jobs: Vec<FileJob>,
+    jobs: Vec<FileJob<'s>>,
     /// The new cache: exactly the current files' contents.
     cache: ParseCache,
     /// The parse cache shards whose entries changed (added or dropped).
@@ -620,12 +622,12 @@ fn walk_sources(
 /// are not even read), else read, hashed and parsed, in parallel. The old cache becomes the new one in
 /// place: records still used stay where they are, new ones are added and the rest dropped, so that
 /// the new cache holds exactly the current files' contents and a small change touches a few entries.
-fn parse_rules(
+fn parse_rules<'s>(
     config: &Config,
-    snapshots: &[Snapshot],
+    snapshots: &'s [Snapshot],
     old: &mut ParseCache,
     reasons: &mut Vec<Reason>,
-) -> Result<Parsed> {
+) -> Result<Parsed<'s>> {
     let parser = key::parser_stamp(&config.limits);
     let keys_valid = old.parser == parser;
     let mut cache = ParseCache {
@@ -634,10 +636,10 @@ fn parse_rules(
         entries: std::mem::take(&mut old.entries),
     };
     let mut jobs: Vec<FileJob> = Vec::new();
+    let mut hex = [0u8; 40];
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
-            let blob = f.blob.to_string();
-            let (content, key) = match cache.blobs.get_mut(&blob) {
+            let (content, key) = match cache.blobs.get_mut(oid_hex(f.blob, &mut hex)) {
                 Some(b) if keys_valid => (Some(b.content.clone()), Some(b.key.clone())),
                 Some(b) => {
                     // Another parser: the content is known, its key is computed anew.
@@ -649,7 +651,7 @@ fn parse_rules(
             let key = key.filter(|k| cache.entries.contains_key(k));
             jobs.push(FileJob {
                 source: s,
-                path: f.path.clone(),
+                path: &f.path,
                 blob: f.blob,
                 content,
                 key,
@@ -694,14 +696,26 @@ fn parse_rules(
         }
         keep
     });
-    let blobs: HashSet<String> = jobs.iter().map(|j| j.blob.to_string()).collect();
-    cache.blobs.retain(|blob, _| blobs.contains(blob));
+    let blobs: HashSet<git2::Oid> = jobs.iter().map(|j| j.blob).collect();
+    cache
+        .blobs
+        .retain(|blob, _| git2::Oid::from_str(blob).is_ok_and(|b| blobs.contains(&b)));
     Ok(Parsed {
         jobs,
         cache,
         dirty,
         count,
     })
+}
+
+/// `oid` in lower-case hex, written into `buf` (no allocation per look-up).
+fn oid_hex(oid: git2::Oid, buf: &mut [u8; 40]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in oid.as_bytes().iter().take(20).enumerate() {
+        buf[2 * i] = DIGITS[usize::from(b >> 4)];
+        buf[2 * i + 1] = DIGITS[usize::from(b & 15)];
+    }
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// A file [`read_and_parse`] read: job index, content hash, parse key, parse result (`None`: the
@@ -795,14 +809,14 @@ fn candidates(
         let Some(file) = file else { continue };
         for p in file.problems {
             warnings.push(Finding::new(
-                &snap.name, &job.path, p.line, p.code, p.message,
+                &snap.name, job.path, p.line, p.code, p.message,
             ));
         }
         let link = snap.web.as_ref().map(|w| {
             let rev = match config.ref_style {
                 RefStyle::LastChange => walked.histories[job.source]
                     .last_change
-                    .get(&job.path)
+                    .get(job.path)
                     .cloned()
                     .unwrap_or_else(|| snap.commit.to_string()),
                 RefStyle::Commit => snap.commit.to_string(),
@@ -811,10 +825,10 @@ fn candidates(
                     .clone()
                     .unwrap_or_else(|| snap.commit.to_string()),
             };
-            w.file_url(&rev, &job.path)
+            w.file_url(&rev, job.path)
         });
         let content = job.content.as_deref().unwrap_or_default();
-        let origin = walked.histories[job.source].origin(&job.path);
+        let origin = walked.histories[job.source].origin(job.path);
         let ledger = lookups[job.source].as_ref();
         for rule in file.rules {
             // A file renamed on the history keeps the uuid of the path it first had.
@@ -823,13 +837,13 @@ fn candidates(
             });
             let remembered = match ledger {
                 Some(lookup) => lookup
-                    .remembered(&job.path, rule.index, content)
+                    .remembered(job.path, rule.index, content)
                     .or(from_history),
                 None => from_history,
             };
             candidates.push(Candidate {
                 source: job.source,
-                path: job.path.clone(),
+                path: job.path.to_string(),
                 remembered,
                 rule,
                 link: link.clone(),
@@ -849,12 +863,7 @@ fn remembered_uuids(
 ) -> state::ledger::Ledger {
     let contents: HashMap<(usize, &str), &str> = jobs
         .iter()
-        .map(|j| {
-            (
-                (j.source, j.path.as_str()),
-                j.content.as_deref().unwrap_or_default(),
-            )
-        })
+        .map(|j| ((j.source, j.path), j.content.as_deref().unwrap_or_default()))
         .collect();
     let mut ledger = state::ledger::Ledger::default();
     for v in values.iter().filter(|v| !v.own_id) {
@@ -922,4 +931,22 @@ fn unchanged_summary(
 fn outputs_match(rec: &BuildRecord, cluster: &Path, galaxy: &Path) -> bool {
     state::file_checksum(cluster).is_ok_and(|h| h == rec.cluster_checksum)
         && state::file_checksum(galaxy).is_ok_and(|h| h == rec.galaxy_checksum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oid_hex_is_git_s_hex() {
+        let mut buf = [0u8; 40];
+        for text in [
+            "0000000000000000000000000000000000000000",
+            "ffffffffffffffffffffffffffffffffffffffff",
+            "0123456789abcdef0123456789abcdef01234567",
+        ] {
+            let oid = git2::Oid::from_str(text).expect("oid");
+            assert_eq!(oid_hex(oid, &mut buf), oid.to_string());
+        }
+    }
 }
