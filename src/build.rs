@@ -563,13 +563,12 @@ fn walk_sources(
             .get_mut(&snap.name)
             .filter(|o| o.filter == filter_key)
             .map(|o| std::mem::take(&mut o.history));
-        let paths: Vec<String> = snap.files.iter().map(|f| f.path.clone()).collect();
         let source_err = |e: git2::Error| Error::Source {
             source_name: snap.name.clone(),
             message: format!("walking history: {}", e.message()),
         };
-        let (history, how) =
-            diff::walk(&snap.repo, snap.commit, &paths, &snap.filter, old).map_err(source_err)?;
+        let (history, how) = diff::walk(&snap.repo, snap.commit, &snap.files, &snap.filter, old)
+            .map_err(source_err)?;
         let ledger_why = if history.shallow {
             Some(LedgerWhy::Shallow)
         } else if matches!(how, diff::Walk::Rewritten { .. })

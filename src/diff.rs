@@ -277,24 +277,29 @@ struct Step {
 pub fn walk(
     repo: &Repository,
     tip: Oid,
-    files: &[String],
+    files: &[RuleFile],
     filter: &PathFilter,
     previous: Option<History>,
 ) -> Result<(History, Walk), git2::Error> {
+    // `files` is sorted by path, as the maps below are: membership is a binary search, and the maps
+    // are pruned to it in one pass side by side.
+    let is_file = |path: &str| {
+        files
+            .binary_search_by(|f| f.path.as_str().cmp(path))
+            .is_ok()
+    };
     let shallow = repo.is_shallow();
     let tip_hex = tip.to_string();
     // A walk made on another depth of history has other origins: walk again.
     let previous = match previous.filter(|p| p.shallow == shallow) {
-        Some(prev)
-            if prev.tip == tip_hex && files.iter().all(|f| prev.last_change.contains_key(f)) =>
-        {
+        Some(prev) if prev.tip == tip_hex && covers(&prev.last_change, files) => {
             return Ok((prev, Walk::Unchanged));
         }
         other => other,
     };
     let stop = previous.as_ref().and_then(|p| Oid::from_str(&p.tip).ok());
-    let mut unresolved: HashSet<&str> = files.iter().map(String::as_str).collect();
-    let mut found: HashMap<String, String> = HashMap::new();
+    // The newest commit of this walk that changed each file, for the files it changed.
+    let mut found: BTreeMap<String, String> = BTreeMap::new();
     // Committer times of commits that changed rule files, newest first.
     let mut touching: Vec<i64> = Vec::new();
     // The commits that changed rule files, newest first.
@@ -329,7 +334,7 @@ pub fn walk(
             touching.push(commit.time().seconds());
             let id = commit.id().to_string();
             for c in &changes {
-                if unresolved.remove(c.path.as_str()) {
+                if !found.contains_key(&c.path) && is_file(&c.path) {
                     found.insert(c.path.clone(), id.clone());
                 }
             }
@@ -347,8 +352,9 @@ pub fn walk(
             _ => {
                 // The root, or the edge of a shallow history: what is left was last changed here or
                 // before, and this is the oldest commit we have.
-                for path in unresolved.drain() {
-                    found.insert(path.to_string(), commit.id().to_string());
+                let root = commit.id().to_string();
+                for f in files {
+                    found.entry(f.path.clone()).or_insert_with(|| root.clone());
                 }
                 break;
             }
@@ -379,16 +385,17 @@ pub fn walk(
         // Paths not changed since the previous tip keep their commit; a path that the previous walk did
         // not know (and that no new commit touched) cannot happen for the same filter, but if it does the
         // safe answer is a full walk.
-        if unresolved.iter().any(|p| !last_change.contains_key(*p)) {
+        last_change.extend(std::mem::take(&mut found));
+        if !covers(&last_change, files) {
             return walk(repo, tip, files, filter, None);
         }
     }
     for step in steps.iter().rev() {
         follow_origins(repo, step, &mut origins)?;
     }
-    last_change.retain(|path, _| files.binary_search(path).is_ok());
     last_change.extend(found);
-    origins.retain(|path, _| files.binary_search(path).is_ok());
+    retain_files(&mut last_change, files);
+    retain_files(&mut origins, files);
     let mut clock = base_clock;
     for &t in touching.iter().rev() {
         clock = Some(clock.map_or(t, |c| t.max(c + 1)));
@@ -409,6 +416,29 @@ pub fn walk(
         },
         how,
     ))
+}
+
+/// Whether `map` has every path of `files` (both sorted by path: one pass side by side).
+fn covers<V>(map: &BTreeMap<String, V>, files: &[RuleFile]) -> bool {
+    let mut keys = map.keys().peekable();
+    files.iter().all(|f| {
+        while keys.next_if(|k| k.as_str() < f.path.as_str()).is_some() {}
+        keys.next_if(|k| **k == f.path).is_some()
+    })
+}
+
+/// Keeps the entries of `map` whose path is one of `files` (both sorted by path: one pass).
+fn retain_files<V>(map: &mut BTreeMap<String, V>, files: &[RuleFile]) {
+    let mut i = 0;
+    map.retain(|path, _| {
+        while files
+            .get(i)
+            .is_some_and(|f| f.path.as_str() < path.as_str())
+        {
+            i += 1;
+        }
+        files.get(i).is_some_and(|f| f.path == *path)
+    });
 }
 
 /// Carries the origins of the rule files over one commit (see [`crate::state`], "Identity"). A file
