@@ -41,7 +41,7 @@ pub struct Relation {
     /// MISP relationship type.
     pub kind: &'static str,
     /// Tags on the relationship (the ATT&CK likelihood tag, or none).
-    pub tags: Vec<&'static str>,
+    pub tags: &'static [&'static str],
 }
 
 /// ATT&CK external ids (`T1059.001`, `G0007`, `S0002`) to the uuids of the values that carry them.
@@ -132,13 +132,24 @@ impl AttackIndex {
         let Some(rest) = tag.strip_prefix("attack.") else {
             return &[];
         };
+        // The kind letter in either case, as `is_unknown` reads it.
         let map = match rest.as_bytes().first() {
-            Some(b't') => &self.techniques,
-            Some(b'g') => &self.groups,
-            Some(b's') => &self.software,
+            Some(b't' | b'T') => &self.techniques,
+            Some(b'g' | b'G') => &self.groups,
+            Some(b's' | b'S') => &self.software,
             _ => return &[],
         };
-        map.get(&rest.to_ascii_uppercase())
+        // Upper-cased on the stack: every tag of every rule is looked up. An id longer than the
+        // buffer is none of ATT&CK's.
+        let mut buf = [0u8; 32];
+        let Some(upper) = buf.get_mut(..rest.len()) else {
+            return &[];
+        };
+        upper.copy_from_slice(rest.as_bytes());
+        upper.make_ascii_uppercase();
+        std::str::from_utf8(upper)
+            .ok()
+            .and_then(|key| map.get(key))
             .map_or(&[], Vec::as_slice)
     }
 }
@@ -231,7 +242,7 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
                         push(Relation {
                             dest,
                             kind: "related-to",
-                            tags: vec![ATTACK_LINK_TAG],
+                            tags: &[ATTACK_LINK_TAG],
                         });
                     }
                 }
@@ -246,7 +257,7 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
                 push(Relation {
                     dest: *dest,
                     kind,
-                    tags: Vec::new(),
+                    tags: &[],
                 });
             }
             for target in &v.rule.correlates {
@@ -257,7 +268,7 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
                     push(Relation {
                         dest: *dest,
                         kind: "correlates",
-                        tags: Vec::new(),
+                        tags: &[],
                     });
                 }
             }
@@ -300,6 +311,21 @@ mod tests {
         i.software
             .insert("S0002".into(), vec![Uuid::from_u128(300)]);
         i
+    }
+
+    #[test]
+    fn lookups_ignore_case_and_never_match_a_long_tag() {
+        let i = index();
+        assert_eq!(i.lookup("attack.t1059.001"), [Uuid::from_u128(100)]);
+        assert_eq!(i.lookup("attack.T1059.001"), i.lookup("attack.t1059.001"));
+        assert_eq!(i.lookup("attack.g0007"), [Uuid::from_u128(200)]);
+        assert!(
+            i.lookup(&format!("attack.t1059.001{}", "x".repeat(40)))
+                .is_empty()
+        );
+        assert!(i.lookup("attack.t1059.00é").is_empty());
+        // A tag that resolves is never reported as unknown, whatever its case.
+        assert!(!i.is_unknown("attack.T1059.001") && i.is_unknown("attack.T1059.002"));
     }
 
     #[test]
@@ -354,7 +380,7 @@ mod tests {
             vec![Relation {
                 dest: Uuid::from_u128(2),
                 kind: "derived-from",
-                tags: vec![]
+                tags: &[]
             }]
         );
         assert!(rel[1].is_empty());

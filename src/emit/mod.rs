@@ -288,7 +288,7 @@ pub fn value_key(parse_key: &str, v: &Value, related: &[Relation]) -> ValueKey {
     for r in related {
         h.update(r.dest.as_bytes());
         h.update(r.kind.as_bytes());
-        for t in &r.tags {
+        for t in r.tags {
             h.update(&[0]);
             h.update(t.as_bytes());
         }
