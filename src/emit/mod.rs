@@ -265,8 +265,9 @@ impl Content {
 /// is hashed too, since another version may format differently.
 pub fn value_key(parse_key: &str, v: &Value, related: &[Relation]) -> ValueKey {
     let mut h = blake3::Hasher::new();
-    let index = v.rule.index.to_string();
-    let uuid = v.uuid.to_string();
+    // Fixed-size fields as bytes, first: no text made for them.
+    h.update(&v.rule.index.to_le_bytes());
+    h.update(v.uuid.as_bytes());
     let (source, url) = match &v.provenance {
         Some(p) => (p.source.as_str(), p.url.as_deref().unwrap_or("\u{1}")),
         None => ("\u{1}", "\u{1}"),
@@ -274,10 +275,8 @@ pub fn value_key(parse_key: &str, v: &Value, related: &[Relation]) -> ValueKey {
     for part in [
         env!("CARGO_PKG_VERSION"),
         parse_key,
-        &index,
         &v.path,
         v.link.as_deref().unwrap_or("\u{1}"),
-        &uuid,
         &v.title,
         source,
         url,
