@@ -18,7 +18,9 @@
 //!                 values are copied; hashes and uuids as bytes, not hex)
 //!   blobs.bin     blob id → content hash and parse key (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
-//!                 a commit that changes a few files rewrites a few small shards
+//!                 a commit that changes a few files rewrites a few small shards (only those whose
+//!                 keys were added or dropped); what only a rule's value shows stays encoded in
+//!                 memory until the value is formatted afresh (`parse::Body`)
 //!   attack.bin    the ATT&CK index, with the checksum of the cluster files it was read from
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
