@@ -19,11 +19,12 @@
 //! clean build of the same commit give the same versions.
 //!
 //! **Atomicity.** Both files are first written completely to temporary files in their own folders, then
-//! renamed over the old ones (the cluster is written to its temporary file batch by batch as it is
-//! formatted, so its text, 145 MB at 100k rules, is never held whole beside the records; a file whose
-//! bytes come out the same as the one there is not renamed over it); an interrupted or killed run leaves the previous galaxy intact (at worst a
-//! stray temporary file, which the next run does not read). Files are not fsynced, as git does not by
-//! default: the rename protects against interruption, and a power cut mid-build is a job to rerun.
+//! renamed over the old ones; an interrupted or killed run leaves the previous galaxy intact (at worst a
+//! stray temporary file, which the next run does not read). The cluster is written to its temporary
+//! file batch by batch as it is formatted, so its text (145 MB at 100k rules) is never held whole
+//! beside the records; a file whose bytes come out the same as the one there is not renamed over it.
+//! Files are not fsynced, as git does not by default: the rename protects against interruption, and a
+//! power cut mid-build is a job to rerun.
 
 pub mod json;
 
@@ -34,7 +35,6 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-
 use uuid::Uuid;
 
 use crate::atomic::stage;
