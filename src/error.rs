@@ -1,6 +1,6 @@
 //! Errors that stop a run, each with the exit code it maps to.
 //!
-//! A problem in one rule file is not an error: it is a [`crate::report::Warning`] and the run goes on.
+//! A problem in one rule file is not an error: it is a [`crate::findings::Finding`] and the run goes on.
 //! What lives here is what makes a run impossible: a bad configuration, a repository that cannot be
 //! read, an output folder that cannot be written, or rule problems under `--strict`.
 

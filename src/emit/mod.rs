@@ -427,7 +427,7 @@ impl Reused {
 }
 
 /// A cluster file written while it is formatted, so that its text is never held whole: a temporary
-/// file beside the cluster, renamed over it by [`write`] once complete (none for a dry run, which only
+/// file beside the cluster, renamed over it by [`write()`] once complete (none for a dry run, which only
 /// hashes), and the checksum of what was written so far.
 #[derive(Debug)]
 pub struct Stage {
@@ -484,7 +484,7 @@ impl Sink<'_> {
 /// whose key the `previous` file has is copied from it, not formatted again.
 ///
 /// With a `stage`, the text goes to it batch by batch as it is formatted, up to (not including) the
-/// cluster's closing `}` line, where [`write`] appends `version`; the returned content's `parts` are
+/// cluster's closing `}` line, where [`write()`] appends `version`; the returned content's `parts` are
 /// then empty. Without one, the text is returned in `parts`.
 pub fn cluster_content(
     info: &GalaxyInfo,
@@ -778,7 +778,7 @@ fn previous_value_versions(path: &Path) -> BTreeMap<Uuid, (TextHash, i64)> {
 }
 
 /// The cluster with a `version` in each value (see [`with_value_versions`]), against the cluster file
-/// in `out` now (`prior`: its fingerprint, [`prior`]) and the content clock `base`, as [`write`] will
+/// in `out` now (`prior`: its fingerprint, [`prior`]) and the content clock `base`, as [`write()`] will
 /// version the cluster itself.
 pub fn value_versions(
     out: &Path,

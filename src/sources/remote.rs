@@ -11,7 +11,7 @@
 //!   already holds is built without any network access; otherwise its ref is fetched, then the commit
 //!   itself when the server allows it. `--offline` never touches the network and builds what the mirror
 //!   holds, and says so.
-//! - **Credentials** ([`Credentials`]): for http(s), a token or a user name and password read from
+//! - **Credentials** ([`crate::config::Credentials`]): for http(s), a token or a user name and password read from
 //!   environment variables the config names, else git's credential helpers; for ssh, a key file (its
 //!   passphrase from an environment variable), else the ssh agent, else `~/.ssh/id_ed25519`,
 //!   `id_ecdsa`, `id_rsa`. Each is tried once.
