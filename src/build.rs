@@ -326,14 +326,13 @@ pub fn build(config: &Config) -> Result<Summary> {
     let value_count = values.len();
     drop((values, related));
     clock.lap("free records");
-    let fingerprint = emit::fingerprint;
     let cluster = if config.value_versions {
         emit::value_versions(
             &config.out,
             &config.galaxy.kind,
             cluster,
             content_clock,
-            fingerprint(&prior_cluster),
+            emit::fingerprint(&prior_cluster),
         )
     } else {
         cluster
@@ -345,7 +344,10 @@ pub fn build(config: &Config) -> Result<Summary> {
         stage,
         galaxy,
         content_clock,
-        [fingerprint(&prior_cluster), fingerprint(&prior_galaxy)],
+        [
+            emit::fingerprint(&prior_cluster),
+            emit::fingerprint(&prior_galaxy),
+        ],
         !writes,
     )?;
     clock.lap("write");
@@ -638,11 +640,13 @@ fn parse_rules<'s>(
     let mut hex = [0u8; 40];
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
-            let (content, key) = match cache.blobs.get_mut(oid_hex(f.blob, &mut hex)) {
-                Some(b) if keys_valid => (Some(b.content.clone()), Some(b.key.clone())),
+            let blob = crate::hash::hex_into(f.blob.as_bytes(), &mut hex);
+            let (content, key) = match cache.blobs.get_mut(blob) {
                 Some(b) => {
-                    // Another parser: the content is known, its key is computed anew.
-                    b.key = key::hash(&ParseKey::new(&b.content, &config.limits));
+                    if !keys_valid {
+                        // Another parser: the content is known, its key is computed anew.
+                        b.key = key::hash(&ParseKey::new(&b.content, &config.limits));
+                    }
                     (Some(b.content.clone()), Some(b.key.clone()))
                 }
                 None => (None, None),
@@ -705,16 +709,6 @@ fn parse_rules<'s>(
         dirty,
         count,
     })
-}
-
-/// `oid` in lower-case hex, written into `buf` (no allocation per look-up).
-fn oid_hex(oid: git2::Oid, buf: &mut [u8; 40]) -> &str {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in oid.as_bytes().iter().take(20).enumerate() {
-        buf[2 * i] = DIGITS[usize::from(b >> 4)];
-        buf[2 * i + 1] = DIGITS[usize::from(b & 15)];
-    }
-    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// A file [`read_and_parse`] read: job index, content hash, parse key, parse result (`None`: the
@@ -930,22 +924,4 @@ fn unchanged_summary(
 fn outputs_match(rec: &BuildRecord, cluster: &Path, galaxy: &Path) -> bool {
     state::file_checksum(cluster).is_ok_and(|h| h == rec.cluster_checksum)
         && state::file_checksum(galaxy).is_ok_and(|h| h == rec.galaxy_checksum)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oid_hex_is_git_s_hex() {
-        let mut buf = [0u8; 40];
-        for text in [
-            "0000000000000000000000000000000000000000",
-            "ffffffffffffffffffffffffffffffffffffffff",
-            "0123456789abcdef0123456789abcdef01234567",
-        ] {
-            let oid = git2::Oid::from_str(text).expect("oid");
-            assert_eq!(oid_hex(oid, &mut buf), oid.to_string());
-        }
-    }
 }

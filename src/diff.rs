@@ -381,19 +381,16 @@ pub fn walk(
             Walk::Full { commits },
         ),
     };
-    if reached_stop {
-        // Paths not changed since the previous tip keep their commit; a path that the previous walk did
-        // not know (and that no new commit touched) cannot happen for the same filter, but if it does the
-        // safe answer is a full walk.
-        last_change.extend(std::mem::take(&mut found));
-        if !covers(&last_change, files) {
-            return walk(repo, tip, files, filter, None);
-        }
+    last_change.extend(found);
+    // Paths not changed since the previous tip keep their commit; a path that the previous walk did
+    // not know (and that no new commit touched) cannot happen for the same filter, but if it does the
+    // safe answer is a full walk.
+    if reached_stop && !covers(&last_change, files) {
+        return walk(repo, tip, files, filter, None);
     }
     for step in steps.iter().rev() {
         follow_origins(repo, step, &mut origins)?;
     }
-    last_change.extend(found);
     retain_files(&mut last_change, files);
     retain_files(&mut origins, files);
     let mut clock = base_clock;

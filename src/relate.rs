@@ -112,13 +112,11 @@ impl AttackIndex {
         let Some(rest) = tag.strip_prefix("attack.") else {
             return false;
         };
-        let (kind, id) = rest.split_at(rest.len().min(1));
-        let map = match kind {
-            "t" | "T" => &self.techniques,
-            "g" | "G" => &self.groups,
-            "s" | "S" => &self.software,
-            _ => return false,
+        let Some(map) = self.map_of(rest) else {
+            return false;
         };
+        // (The kind letter is ASCII: `map_of` knew it.)
+        let (kind, id) = rest.split_at(1);
         let (main, sub) = id.split_once('.').unwrap_or((id, "000"));
         let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
         let looks_like_id = digits(main, 4)
@@ -127,17 +125,23 @@ impl AttackIndex {
         looks_like_id && !map.is_empty() && self.lookup(tag).is_empty()
     }
 
+    /// The map for the kind letter an ATT&CK id starts with (`t1059`, `G0007`: either case).
+    fn map_of(&self, id: &str) -> Option<&HashMap<String, Vec<Uuid>>> {
+        match id.as_bytes().first()? {
+            b't' | b'T' => Some(&self.techniques),
+            b'g' | b'G' => Some(&self.groups),
+            b's' | b'S' => Some(&self.software),
+            _ => None,
+        }
+    }
+
     /// The uuids a Sigma tag links to (in cluster order); empty for other tags.
     pub fn lookup(&self, tag: &str) -> &[Uuid] {
         let Some(rest) = tag.strip_prefix("attack.") else {
             return &[];
         };
-        // The kind letter in either case, as `is_unknown` reads it.
-        let map = match rest.as_bytes().first() {
-            Some(b't' | b'T') => &self.techniques,
-            Some(b'g' | b'G') => &self.groups,
-            Some(b's' | b'S') => &self.software,
-            _ => return &[],
+        let Some(map) = self.map_of(rest) else {
+            return &[];
         };
         // Upper-cased on the stack: every tag of every rule is looked up. An id longer than the
         // buffer is none of ATT&CK's.

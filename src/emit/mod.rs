@@ -339,9 +339,7 @@ pub fn fingerprint<'p>(prior: &'p Option<Prior<'_>>) -> Option<&'p Fingerprint> 
 pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a>> {
     use std::io::{Read as _, Seek as _};
     let mut file = std::fs::File::open(path).ok()?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(&file).ok()?;
-    let sum = hasher.finalize().to_hex().to_string();
+    let sum = crate::hash::reader_checksum(&file).ok()?;
     if let Some(k) = known.filter(|k| k.checksum == sum) {
         return Some(Prior {
             fingerprint: Cow::Borrowed(k),
@@ -351,6 +349,8 @@ pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a
     let mut bytes = Vec::new();
     file.rewind().ok()?;
     file.read_to_end(&mut bytes).ok()?;
+    // Read again to parse it (a file not described is rare: the first build over another's galaxy);
+    // the bytes must be the ones checksummed.
     if checksum(&bytes) != sum {
         return None;
     }

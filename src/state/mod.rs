@@ -695,9 +695,10 @@ mod tests {
         (sources, parsed, build)
     }
 
-    /// Every shard that holds an entry of `p`.
-    fn all_dirty(p: &ParseCache) -> std::collections::BTreeSet<String> {
-        p.entries.keys().map(|k| shard_of(k).to_string()).collect()
+    /// Saves `p` into a state folder that has no parse cache yet: every shard is written.
+    fn save_fresh(dir: &Path, p: &ParseCache) -> Checksums {
+        let dirty = p.entries.keys().map(|k| shard_of(k).to_string()).collect();
+        save_parsed(dir, p, &dirty, &Shards::new(), &Checksums::new()).expect("save")
     }
 
     #[cfg(unix)]
@@ -709,14 +710,7 @@ mod tests {
         for key in ["aa1", "bb1", "cc1"] {
             p.entries.insert(key.into(), ParsedFile::default());
         }
-        let sums = save_parsed(
-            dir.path(),
-            &p,
-            &all_dirty(&p),
-            &Shards::new(),
-            &Checksums::new(),
-        )
-        .expect("save");
+        let sums = save_fresh(dir.path(), &p);
         let shard = |s: &str| dir.path().join(PARSED_DIR).join(format!("{s}.bin"));
         let inode = |s: &str| std::fs::metadata(shard(s)).expect("shard").ino();
         let (aa, cc) = (inode("aa"), inode("cc"));
@@ -787,14 +781,7 @@ mod tests {
     fn round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(
-            dir.path(),
-            &p,
-            &all_dirty(&p),
-            &Shards::new(),
-            &Checksums::new(),
-        )
-        .expect("save");
+        let sums = save_fresh(dir.path(), &p);
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         let (state, problems) = State::load(dir.path());
         assert!(problems.is_empty(), "{problems:?}");
@@ -807,14 +794,7 @@ mod tests {
     fn verify_accepts_only_the_files_the_record_lists_as_written() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(
-            dir.path(),
-            &p,
-            &all_dirty(&p),
-            &Shards::new(),
-            &Checksums::new(),
-        )
-        .expect("save");
+        let sums = save_fresh(dir.path(), &p);
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         assert!(verify(dir.path(), &b.state), "as written: {:?}", b.state);
         assert!(b.state.contains_key(SOURCES) && b.state.contains_key(BLOBS));
@@ -853,14 +833,7 @@ mod tests {
     fn damaged_files_are_distrusted_one_by_one() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(
-            dir.path(),
-            &p,
-            &all_dirty(&p),
-            &Shards::new(),
-            &Checksums::new(),
-        )
-        .expect("save");
+        let sums = save_fresh(dir.path(), &p);
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         // Truncate one, flip a byte in another, give the third another format.
         let path = |n: &str| dir.path().join(n);
@@ -903,14 +876,7 @@ mod tests {
     fn invalidate_removes_only_the_build_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (s, p, mut b) = sample();
-        let sums = save_parsed(
-            dir.path(),
-            &p,
-            &all_dirty(&p),
-            &Shards::new(),
-            &Checksums::new(),
-        )
-        .expect("save");
+        let sums = save_fresh(dir.path(), &p);
         save(dir.path(), &s, None, &mut b, sums).expect("save");
         invalidate(dir.path()).expect("invalidate");
         invalidate(dir.path()).expect("twice is fine");
