@@ -6,7 +6,7 @@
 //! outputs: nothing to do), invalidates the build record before work, and saves the state only after
 //! the outputs are in place.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::path::Path;
 
 use rayon::prelude::*;

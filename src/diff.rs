@@ -27,7 +27,9 @@
 //! by commit, oldest first, so an incremental walk extends exactly what a full walk computes.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use git2::{Delta, DiffFindOptions, DiffOptions, Oid, Repository};
 use serde::{Deserialize, Serialize};
@@ -43,9 +45,11 @@ pub struct History {
     /// The content clock at `tip`.
     pub clock: i64,
     /// Rule file path → id of the newest first-parent commit that changed it.
+    #[serde(deserialize_with = "crate::sorted::map")]
     pub last_change: BTreeMap<String, String>,
     /// Rule file path → the path its file had when it first appeared on the first-parent history, for
     /// the files that were renamed or moved since (a file never renamed is its own origin, not listed).
+    #[serde(deserialize_with = "crate::sorted::map")]
     pub origins: BTreeMap<String, String>,
     /// The walk stopped at the edge of a shallow history: origins are only as old as that edge.
     pub shallow: bool,

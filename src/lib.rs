@@ -32,6 +32,7 @@ pub mod merge;
 pub mod parse;
 pub mod relate;
 pub mod report;
+pub mod sorted;
 pub mod sources;
 pub mod state;
 pub mod validate;

@@ -15,7 +15,7 @@
 //!
 //! Every such change is reported as a warning on the rule's file and line.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use uuid::Uuid;

@@ -22,7 +22,7 @@
 //!   Sigma names the target by `id`; a correlation rule may also name it by `name`. A target that is not
 //!   in the cluster (or an unknown `related.type`) makes no link, and links are never duplicated.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};

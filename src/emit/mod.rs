@@ -368,7 +368,7 @@ pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a
 struct Reused {
     pieces: Vec<String>,
     /// Value index → piece, offset and length of its old text in the piece, and the text's hash.
-    texts: std::collections::HashMap<usize, (usize, usize, usize, TextHash)>,
+    texts: foldhash::HashMap<usize, (usize, usize, usize, TextHash)>,
 }
 
 impl Reused {
@@ -633,9 +633,11 @@ pub struct Fingerprint {
     pub content: String,
     pub version: i64,
     /// Value uuid → hash of the value's text (cluster only), for the added/changed/removed counts.
+    #[serde(deserialize_with = "crate::sorted::map")]
     pub values: BTreeMap<Uuid, TextHash>,
     /// Value key → where its text is in the file (cluster only), so that the next build copies the
     /// text of an unchanged value instead of formatting it again.
+    #[serde(deserialize_with = "crate::sorted::map")]
     pub spans: BTreeMap<ValueKey, Span>,
 }
 

@@ -11,7 +11,9 @@
 //! pair up). The first hit keeps its uuid. These are the rules the history walk applies commit by
 //! commit ([`crate::diff`]), applied here between the built commits.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -112,8 +114,9 @@ mod tests {
         ledger.record("s", "edited.yml", 0, a, "h1");
         ledger.record("s", "renamed.yml", 1, b, "h2");
         ledger.record("s", "moved.yml", 0, c, "h3");
-        let renames = HashMap::from([("new/renamed.yml".to_string(), "renamed.yml".to_string())]);
-        let paths = HashSet::from(["edited.yml", "new/renamed.yml", "elsewhere/moved.yml"]);
+        let renames =
+            HashMap::from_iter([("new/renamed.yml".to_string(), "renamed.yml".to_string())]);
+        let paths = HashSet::from_iter(["edited.yml", "new/renamed.yml", "elsewhere/moved.yml"]);
         let look = ledger.lookup("s", &paths, &renames);
         assert_eq!(look.remembered("edited.yml", 0, "changed"), Some(a));
         assert_eq!(

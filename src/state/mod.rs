@@ -160,6 +160,7 @@ pub struct SourceState {
     /// Hex hash of the [`key::FilterKey`] the files and history were computed with.
     pub filter: String,
     /// Rule file path → blob id, at `commit`.
+    #[serde(deserialize_with = "crate::sorted::map")]
     pub files: BTreeMap<String, String>,
     /// The history walk at `commit`.
     pub history: History,
@@ -206,6 +207,7 @@ pub struct BlobInfo {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct BlobIndex {
     parser: u32,
+    #[serde(deserialize_with = "crate::sorted::map")]
     blobs: BTreeMap<String, BlobInfo>,
 }
 
@@ -216,15 +218,15 @@ pub struct State {
     pub sources: Sources,
     pub parsed: ParseCache,
     pub attack: Option<AttackCache>,
-    /// The parse cache shards on disk and the keys each held, so that saving rewrites only the
-    /// shards whose keys changed.
+    /// The parse cache shards on disk, so that saving rewrites only the shards whose keys changed
+    /// (and removes the emptied ones).
     pub shards: Shards,
     /// The checksums of the state files that loaded intact (for the shards saving keeps).
     pub checksums: Checksums,
 }
 
-/// Shard name → the parse keys it holds.
-pub type Shards = BTreeMap<String, std::collections::BTreeSet<String>>;
+/// The names of the parse cache shards on disk (`00` … `ff`).
+pub type Shards = std::collections::BTreeSet<String>;
 
 /// The shard a parse key lives in: its first two hex digits.
 pub fn shard_of(key: &str) -> &str {
@@ -355,8 +357,17 @@ fn check_header(header: &[u8]) -> std::result::Result<String, String> {
         .ok_or_else(|| "truncated or not a sigma-galaxy state file".into())
 }
 
-/// One shard's parse records.
-type Shard = BTreeMap<String, ParsedFile>;
+/// One shard's parse records, in key order (a map on disk, decoded as its entries: the shards are
+/// put together into one map, built in bulk).
+#[derive(Deserialize)]
+struct Shard(#[serde(deserialize_with = "entries")] Vec<(String, ParsedFile)>);
+
+/// A map's entries, in the order written.
+fn entries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<(String, ParsedFile)>, D::Error> {
+    crate::sorted::entries(d)
+}
 
 /// Reads, checks and decodes every shard of the parse cache, in parallel.
 fn load_shards(
@@ -386,19 +397,17 @@ fn load_shards(
             (name, decoded)
         })
         .collect();
-    let mut entries = BTreeMap::new();
+    let mut entries = Vec::new();
     let mut shards = Shards::new();
     for (name, decoded) in loaded {
-        let shard = name.trim_end_matches(".bin").to_string();
+        shards.insert(name.trim_end_matches(".bin").to_string());
         match decoded {
-            Ok((map, sum)) => {
+            Ok((Shard(records), sum)) => {
                 checksums.insert(format!("{PARSED_DIR}/{name}"), sum);
-                shards.insert(shard, map.keys().cloned().collect());
-                entries.extend(map);
+                entries.extend(records);
             }
             Err(problem) => {
-                // Known to the next save as an empty shard, so it is rewritten (or removed).
-                shards.insert(shard, Default::default());
+                // Known to the next save as on disk but not loaded, so it is rewritten (or removed).
                 problems.push(Distrust {
                     file: dir.join(&name),
                     problem,
@@ -406,7 +415,7 @@ fn load_shards(
             }
         }
     }
-    (entries, shards)
+    (BTreeMap::from_iter(entries), shards)
 }
 
 fn decode_body<T: DeserializeOwned>(
@@ -524,7 +533,7 @@ pub fn save_parsed(
     let mut todo: std::collections::BTreeSet<&str> = dirty.iter().map(String::as_str).collect();
     todo.extend(
         on_disk
-            .keys()
+            .iter()
             .filter(|s| !loaded.contains_key(&name(s)))
             .map(String::as_str),
     );
@@ -537,7 +546,7 @@ pub fn save_parsed(
             last = shard;
         }
     }
-    todo.extend(present.iter().filter(|s| !on_disk.contains_key(**s)));
+    todo.extend(present.iter().filter(|s| !on_disk.contains(**s)));
     let entries_of = |shard: &str| -> BTreeMap<&String, &ParsedFile> {
         parsed
             .entries

@@ -1,0 +1,99 @@
+//! Sorted maps decoded in bulk: a serde `deserialize_with` helper for the large maps of the state files.
+//!
+//! serde decodes a `BTreeMap` one `insert` at a time, each a descent from the root with a key
+//! comparison per level. The state files hold maps of 100,000 entries written in key order, so this
+//! helper reads the entries into a `Vec` and builds the map with `BTreeMap::from_iter`, which checks
+//! the order in one pass (the stable sort finds a single run) and builds the nodes bottom-up. The bytes
+//! read are the same as serde's own (a map is a length and its entries): the file format is unchanged,
+//! and entries out of order or repeated give the same map `insert` would (the last value of a key wins).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+
+/// Entries reserved before the first is read at most: a length prefix is only a hint.
+const MAX_RESERVE: usize = 1 << 16;
+
+/// Decodes a map written in key order (see the module docs).
+pub fn map<'de, D, K, V>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    entries(deserializer).map(BTreeMap::from_iter)
+}
+
+/// Decodes a map as its entries, in the order written (for maps put together before they are built).
+pub fn entries<'de, D, K, V>(deserializer: D) -> Result<Vec<(K, V)>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<K, V>(PhantomData<(K, V)>);
+
+    impl<'de, K, V> Visitor<'de> for Entries<K, V>
+    where
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+    {
+        type Value = Vec<(K, V)>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::with_capacity(access.size_hint().unwrap_or(0).min(MAX_RESERVE));
+            while let Some(entry) = access.next_entry()? {
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+
+    deserializer.deserialize_map(Entries(PhantomData))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Bulk {
+        #[serde(deserialize_with = "map")]
+        entries: BTreeMap<String, u32>,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct OneByOne {
+        entries: BTreeMap<String, u32>,
+    }
+
+    #[test]
+    fn reads_the_bytes_serde_writes() {
+        let entries: BTreeMap<String, u32> = (0..1000).map(|i| (format!("k{i:04}"), i)).collect();
+        let bytes = postcard::to_stdvec(&OneByOne {
+            entries: entries.clone(),
+        })
+        .expect("encode");
+        let bulk: Bulk = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(bulk.entries, entries);
+        // And what it reads, serde's own decoder reads the same way.
+        let back = postcard::to_stdvec(&bulk).expect("encode");
+        assert_eq!(back, bytes);
+    }
+
+    #[test]
+    fn entries_out_of_order_or_repeated_give_the_map_insert_gives() {
+        let json = r#"{"entries": {"b": 1, "a": 2, "b": 3, "c": 4}}"#;
+        let bulk: Bulk = serde_json::from_str(json).expect("decode");
+        let one: OneByOne = serde_json::from_str(json).expect("decode");
+        assert_eq!(bulk.entries, one.entries);
+        assert_eq!(bulk.entries["b"], 3);
+    }
+}
