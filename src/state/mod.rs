@@ -375,7 +375,7 @@ fn load_shards(
     problems: &mut Vec<Distrust>,
     checksums: &mut Checksums,
 ) -> (BTreeMap<String, ParsedFile>, Shards) {
-    let names: Vec<String> = std::fs::read_dir(dir)
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -383,6 +383,8 @@ fn load_shards(
                 .collect()
         })
         .unwrap_or_default();
+    // In name order, the shards' entries put together are in key order: the map is built in one pass.
+    names.sort_unstable();
     /// A shard's name and its records with its checksum, or why it was not used.
     type Loaded = (String, std::result::Result<(Shard, String), String>);
     let loaded: Vec<Loaded> = names
