@@ -322,10 +322,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
     let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
     clock.lap("format");
-    // Formatted: the records are no longer needed while the files are written.
     let value_count = values.len();
-    drop((values, related));
-    clock.lap("free records");
     let cluster = if config.value_versions {
         emit::value_versions(
             &config.out,
@@ -379,7 +376,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
     clock.lap("state save");
 
-    Ok(Summary {
+    let summary = Summary {
         values: value_count,
         parsed: parsed_count,
         reused: jobs.len() - parsed_count,
@@ -397,7 +394,13 @@ pub fn build(config: &Config) -> Result<Summary> {
         warnings,
         reasons,
         timings: timings(config, clock),
-    })
+    };
+    // The records and the state are not freed one by one on the way out (see crate::free). The
+    // snapshots are dropped here as usual: libgit2 must not be freeing a repository while it shuts
+    // down at exit.
+    drop(jobs);
+    crate::free::later((values, related, prev, new_sources, parsed.cache));
+    Ok(summary)
 }
 
 /// Fails the run when a source has no rule file (wrong `--include`, wrong ref, an empty repository),
@@ -786,7 +789,14 @@ fn candidates(
         *users.entry(key).or_default() += 1;
     }
     let mut warnings = Vec::new();
-    let mut candidates = Vec::with_capacity(jobs.len());
+    // Exactly as many as there are rules: a candidate is large, and doubling a Vec of 100,000 of
+    // them would hold twice the room through the merge.
+    let count = jobs
+        .iter()
+        .filter_map(|j| records.get(j.key.as_deref()?))
+        .map(|f| f.rules.len())
+        .sum();
+    let mut candidates = Vec::with_capacity(count);
     for job in jobs {
         let snap = &snapshots[job.source];
         let Some(key) = job.key.as_deref() else {

@@ -25,6 +25,7 @@ pub mod dirs;
 pub mod emit;
 pub mod error;
 pub mod findings;
+pub mod free;
 pub mod hash;
 pub mod lockfile;
 pub mod manifest;
