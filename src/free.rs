@@ -1,4 +1,4 @@
-//! Freeing at the end of a run: the build's large structures (every rule record, the state's maps)
+//! Freeing at the end of a run: the build's large structures (the state's maps, the parse cache)
 //! are dropped on a thread of their own, so that the run does not spend its last tenth of a second
 //! freeing, one allocation at a time, memory the process hands back whole when it exits.
 //!
