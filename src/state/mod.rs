@@ -28,7 +28,8 @@
 //! Every file is one header line `sigma-galaxy-state <FORMAT> <BLAKE3 of the rest>` and a body:
 //! JSON for the small build record (readable when debugging why something was rebuilt), postcard (a
 //! compact binary serde format) for the megabytes of cache. BLAKE3 is used here because a run
-//! checksums tens of megabytes; rule contents and cache keys use SHA-256.
+//! checksums tens of megabytes; rule contents and cache keys use SHA-256. Maps are written in key
+//! order and the large ones are decoded in bulk ([`crate::sorted`]), not one insert at a time.
 //! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
 //! ignored: the run falls back to a clean build with the same result. Files are written atomically
 //! (temporary file, rename).
