@@ -645,11 +645,9 @@ fn parse_rules<'s>(
         entries: std::mem::take(&mut old.entries),
     };
     let mut jobs: Vec<FileJob> = Vec::new();
-    let mut hex = [0u8; 40];
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
-            let blob = crate::hash::hex_into(f.blob.as_bytes(), &mut hex);
-            let (content, key) = match cache.blobs.get_mut(blob) {
+            let (content, key) = match cache.blobs.get_mut(&state::blob_id(f.blob)) {
                 Some(b) => {
                     if !keys_valid {
                         // Another parser: the content is known, its key is computed anew.
@@ -694,7 +692,7 @@ fn parse_rules<'s>(
             content: content.clone(),
             key: key.clone(),
         };
-        cache.blobs.insert(jobs[i].blob.to_string(), info);
+        cache.blobs.insert(state::blob_id(jobs[i].blob), info);
         jobs[i].content = Some(content);
         jobs[i].key = Some(key);
     }
@@ -707,10 +705,8 @@ fn parse_rules<'s>(
         }
         keep
     });
-    let blobs: HashSet<git2::Oid> = jobs.iter().map(|j| j.blob).collect();
-    cache
-        .blobs
-        .retain(|blob, _| git2::Oid::from_str(blob).is_ok_and(|b| blobs.contains(&b)));
+    let blobs: HashSet<state::BlobId> = jobs.iter().map(|j| state::blob_id(j.blob)).collect();
+    cache.blobs.retain(|blob, _| blobs.contains(blob));
     Ok(Parsed {
         jobs,
         cache,

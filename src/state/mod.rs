@@ -16,7 +16,7 @@
 //!                 fingerprints of the files written (content and per-value hashes, and where each
 //!                 value's text is, with its hash, by a key of everything it depends on, so unchanged
 //!                 values are copied; hashes and uuids as bytes, not hex)
-//!   blobs.bin     blob id → content hash and parse key (so unchanged files are never read)
+//!   blobs.bin     blob id (as bytes) → content hash and parse key (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
 //!                 a commit that changes a few files rewrites a few small shards (only those whose
 //!                 keys were added or dropped); what only a rule's value shows stays encoded in
@@ -118,7 +118,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 8;
+pub const FORMAT: u32 = 9;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -182,7 +182,7 @@ pub struct ParseCache {
     /// The parser format the `key`s of `blobs` were computed for.
     pub parser: u32,
     /// Blob id → its content hash and parse key (so unchanged files need not be read at all).
-    pub blobs: BTreeMap<String, BlobInfo>,
+    pub blobs: BTreeMap<BlobId, BlobInfo>,
     /// Hex hash of a [`key::ParseKey`] → the parsed file.
     pub entries: BTreeMap<String, ParsedFile>,
 }
@@ -193,6 +193,19 @@ pub struct AttackCache {
     /// Checksum over the cluster files' checksums.
     pub hash: String,
     pub index: crate::relate::AttackIndex,
+}
+
+/// A git blob id, as its bytes (SHA-1): 20 bytes, where its hex text would be a 40-byte string and
+/// an allocation for each of a source's files.
+pub type BlobId = [u8; 20];
+
+/// The [`BlobId`] of a blob (a longer id, from a SHA-256 repository, keeps its first 20 bytes).
+pub fn blob_id(oid: git2::Oid) -> BlobId {
+    let mut id = [0u8; 20];
+    let bytes = oid.as_bytes();
+    let n = bytes.len().min(20);
+    id[..n].copy_from_slice(&bytes[..n]);
+    id
 }
 
 /// What the cache knows of one blob.
@@ -209,7 +222,7 @@ pub struct BlobInfo {
 struct BlobIndex {
     parser: u32,
     #[serde(deserialize_with = "crate::sorted::map")]
-    blobs: BTreeMap<String, BlobInfo>,
+    blobs: BTreeMap<BlobId, BlobInfo>,
 }
 
 /// Everything loaded from a state folder.
@@ -581,7 +594,7 @@ pub fn save_parsed(
     #[derive(Serialize)]
     struct BlobIndexRef<'a> {
         parser: u32,
-        blobs: &'a BTreeMap<String, BlobInfo>,
+        blobs: &'a BTreeMap<BlobId, BlobInfo>,
     }
     let index = BlobIndexRef {
         parser: parsed.parser,
@@ -692,7 +705,7 @@ mod tests {
         );
         let mut parsed = ParseCache::default();
         parsed.blobs.insert(
-            "b".into(),
+            [7; 20],
             BlobInfo {
                 content: "h".into(),
                 key: "k".into(),
