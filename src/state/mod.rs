@@ -374,14 +374,7 @@ fn check_header(header: &[u8]) -> std::result::Result<String, String> {
 /// One shard's parse records, in key order (a map on disk, decoded as its entries: the shards are
 /// put together into one map, built in bulk).
 #[derive(Deserialize)]
-struct Shard(#[serde(deserialize_with = "entries")] Vec<(String, ParsedFile)>);
-
-/// A map's entries, in the order written.
-fn entries<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Vec<(String, ParsedFile)>, D::Error> {
-    crate::sorted::entries(d)
-}
+struct Shard(#[serde(deserialize_with = "crate::sorted::entries")] Vec<(String, ParsedFile)>);
 
 /// Reads, checks and decodes every shard of the parse cache, in parallel.
 fn load_shards(
