@@ -434,7 +434,7 @@ impl Reused {
 #[derive(Debug)]
 pub struct Stage {
     file: Option<tempfile::NamedTempFile>,
-    hasher: blake3::Hasher,
+    hasher: crate::hash::Checksum,
 }
 
 impl Stage {
@@ -446,7 +446,7 @@ impl Stage {
         };
         Ok(Stage {
             file,
-            hasher: blake3::Hasher::new(),
+            hasher: crate::hash::Checksum::new(),
         })
     }
 
@@ -860,7 +860,7 @@ fn plan(
     let mut hasher = match &stage {
         Some(stage) => stage.hasher.clone(),
         None => {
-            let mut hasher = blake3::Hasher::new();
+            let mut hasher = crate::hash::Checksum::new();
             for part in &text[..text.len().saturating_sub(1)] {
                 hasher.update(part.as_bytes());
             }
@@ -868,11 +868,7 @@ fn plan(
             hasher
         }
     };
-    let file_checksum = hasher
-        .update(tail.as_bytes())
-        .finalize()
-        .to_hex()
-        .to_string();
+    let file_checksum = hasher.update(tail.as_bytes()).hex();
     let rewrite = prev.is_none_or(|p| p.checksum != file_checksum);
     Planned {
         path,

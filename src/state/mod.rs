@@ -25,10 +25,11 @@
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
 //!
-//! Every file is one header line `sigma-galaxy-state <FORMAT> <BLAKE3 of the rest>` and a body:
+//! Every file is one header line `sigma-galaxy-state <FORMAT> <checksum of the rest>` and a body:
 //! JSON for the small build record (readable when debugging why something was rebuilt), postcard (a
-//! compact binary serde format) for the megabytes of cache. BLAKE3 is used here because a run
-//! checksums tens of megabytes; rule contents and cache keys use SHA-256. Maps are written in key
+//! compact binary serde format) for the megabytes of cache. The checksum ([`crate::hash::Checksum`],
+//! XXH3-128) detects accidents, not tampering, since a run checksums hundreds of megabytes at 100k
+//! rules (state and outputs); rule contents and cache keys use SHA-256. Maps are written in key
 //! order and the large ones are decoded in bulk ([`crate::sorted`]), not one insert at a time.
 //! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
 //! ignored: the run falls back to a clean build with the same result. Files are written atomically
@@ -118,7 +119,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 9;
+pub const FORMAT: u32 = 10;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -340,11 +341,11 @@ fn verify_file(path: &Path) -> std::result::Result<String, String> {
         return Err("truncated or not a sigma-galaxy state file".into());
     }
     let want = check_header(&header)?;
-    let mut hasher = blake3::Hasher::new();
-    hasher
+    let sum = crate::hash::Checksum::new()
         .update_reader(reader)
-        .map_err(|e| format!("unreadable ({e})"))?;
-    if hasher.finalize().to_hex().as_str() != want {
+        .map_err(|e| format!("unreadable ({e})"))?
+        .hex();
+    if sum != want {
         return Err("checksum mismatch (truncated or damaged)".into());
     }
     Ok(want)
