@@ -401,10 +401,15 @@ impl Reused {
                 end = end.max(wanted[m].0 + wanted[m].1);
                 m += 1;
             }
-            let mut buf = vec![0; end - start];
+            // Read into spare capacity: no zeroing of bytes about to be overwritten.
+            let mut buf = Vec::with_capacity(end - start);
             let read = file
                 .seek(SeekFrom::Start(start as u64))
-                .and_then(|_| file.read_exact(&mut buf));
+                .and_then(|_| (&mut file).take((end - start) as u64).read_to_end(&mut buf))
+                .and_then(|n| match n == end - start {
+                    true => Ok(()),
+                    false => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                });
             // A piece that cannot be read, or is not text, is formatted afresh instead.
             if let (Ok(()), Ok(text)) = (read, String::from_utf8(buf)) {
                 let piece = reused.pieces.len();
