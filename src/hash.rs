@@ -25,25 +25,28 @@ impl Checksum {
         self
     }
 
-    /// Everything `reader` gives, read in pieces of 256 KiB.
+    /// Everything `reader` gives, hashed straight from its buffer (no second copy).
     pub fn update_reader(
         &mut self,
-        mut reader: impl std::io::Read,
+        mut reader: impl std::io::BufRead,
     ) -> std::io::Result<&mut Checksum> {
-        let mut buf = vec![0; 256 * 1024];
         loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return Ok(self),
-                Ok(n) => self.0.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            let n = match reader.fill_buf() {
+                Ok([]) => return Ok(self),
+                Ok(piece) => {
+                    self.0.update(piece);
+                    piece.len()
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
                 Err(e) => return Err(e),
-            }
+            };
+            reader.consume(n);
         }
     }
 
     /// The checksum of what was given so far, as 32 hex digits.
     pub fn hex(&self) -> String {
-        format!("{:032x}", self.0.digest128())
+        hex128(self.0.digest128())
     }
 }
 
@@ -56,7 +59,12 @@ impl std::fmt::Debug for Checksum {
 /// The [`Checksum`] of `bytes`: the integrity checksum of state and output files. Rule contents and
 /// cache keys use SHA-256 ([`sha256_hex`]).
 pub fn checksum(bytes: &[u8]) -> String {
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+    hex128(xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// A 128-bit checksum as 32 hex digits.
+fn hex128(sum: u128) -> String {
+    format!("{sum:032x}")
 }
 
 /// [`checksum`] of a file's bytes, read in pieces (an output file can be hundreds of megabytes).
@@ -64,8 +72,9 @@ pub fn file_checksum(path: &std::path::Path) -> std::io::Result<String> {
     reader_checksum(std::fs::File::open(path)?)
 }
 
-/// [`checksum`] of everything `reader` gives, read in pieces.
+/// [`checksum`] of everything `reader` gives, read in pieces of 256 KiB.
 pub fn reader_checksum(reader: impl std::io::Read) -> std::io::Result<String> {
+    let reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     Ok(Checksum::new().update_reader(reader)?.hex())
 }
 
