@@ -24,7 +24,7 @@ use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
 use crate::state::reason::{LedgerWhy, Reason};
 use crate::state::{
-    self, AttackCache, BlobInfo, BuildRecord, ParseCache, SourceState, Sources, State, sha256_hex,
+    self, AttackCache, BlobInfo, BuildRecord, Digest, ParseCache, SourceState, Sources, State,
 };
 
 /// A rule file of some source, and where its parse result comes from.
@@ -33,10 +33,10 @@ struct FileJob<'s> {
     /// Borrowed from the source's file list.
     path: &'s str,
     blob: git2::Oid,
-    /// Hex SHA-256 of the bytes, once known.
-    content: Option<String>,
+    /// SHA-256 of the bytes, once known.
+    content: Option<Digest>,
     /// The parse key of its content, once its parse result is in the new cache.
-    key: Option<String>,
+    key: Option<Digest>,
 }
 
 /// Builds the galaxy described by `config` and writes it (unless nothing changed).
@@ -284,9 +284,9 @@ pub fn build(config: &Config) -> Result<Summary> {
         prev.sources.outputs[0].as_ref(),
     )?;
     // Unchanged values are copied from the previous cluster file, when it is the one last written.
-    let parse_keys: HashMap<(usize, &str), &str> = jobs
+    let parse_keys: HashMap<(usize, &str), Digest> = jobs
         .iter()
-        .filter_map(|j| Some(((j.source, j.path), j.key.as_deref()?)))
+        .filter_map(|j| Some(((j.source, j.path), j.key?)))
         .collect();
     let value_keys: Vec<emit::ValueKey> = values
         .par_iter()
@@ -294,7 +294,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         .map(|(i, v)| {
             let parse_key = parse_keys.get(&(v.source, v.path.as_str())).copied();
             let r = related.get(i).map_or(&[][..], Vec::as_slice);
-            emit::value_key(parse_key.unwrap_or_default(), v, r)
+            emit::value_key(&parse_key.unwrap_or_default(), v, r)
         })
         .collect();
     // The files there now, each checksummed once: unchanged values are copied from the cluster file
@@ -322,12 +322,12 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
     let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
     clock.lap("format");
-    // Formatted: the records are no longer needed while the files are written. They are freed here,
-    // not on another thread: the memory a thread frees that it did not allocate is not at once there
-    // for this one to reuse, and writing the state would take 40 MB more (100k rules).
+    // Formatted: the records are no longer needed, but they are not freed one allocation at a time
+    // (a tenth of a 10-rule build at 100k rules): they go with the rest at the end (see crate::free).
+    // Writing the state after them takes little more room, since state files are encoded straight
+    // to disk.
     let value_count = values.len();
-    drop((values, related));
-    clock.lap("free records");
+    let records = (values, related);
     let cluster = if config.value_versions {
         emit::value_versions(
             &config.out,
@@ -404,7 +404,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     // snapshots are dropped here as usual: libgit2 must not be freeing a repository while it shuts
     // down at exit.
     drop(jobs);
-    crate::free::later((prev, new_sources, parsed.cache));
+    crate::free::later((prev, new_sources, parsed.cache, records));
     Ok(summary)
 }
 
@@ -512,7 +512,7 @@ struct Parsed<'s> {
 }
 
 /// Parse key → parse record.
-type ParseRecords = std::collections::BTreeMap<String, ParsedFile>;
+type ParseRecords = std::collections::BTreeMap<Digest, ParsedFile>;
 
 /// Lists each source's rule files: the previous build's list plus the tree differences when there is
 /// one for the same filter, else the whole tree.
@@ -651,9 +651,9 @@ fn parse_rules<'s>(
                 Some(b) => {
                     if !keys_valid {
                         // Another parser: the content is known, its key is computed anew.
-                        b.key = key::hash(&ParseKey::new(&b.content, &config.limits));
+                        b.key = key::digest(&ParseKey::new(&b.content.hex(), &config.limits));
                     }
-                    (Some(b.content.clone()), Some(b.key.clone()))
+                    (Some(b.content), Some(b.key))
                 }
                 None => (None, None),
             };
@@ -671,7 +671,7 @@ fn parse_rules<'s>(
     // Read, hash and parse in one pass per file, so that no more than one file's bytes per thread
     // are ever held: content already known under another blob is not parsed again.
     let entries = &cache.entries;
-    let known = |key: &str| entries.contains_key(key);
+    let known = |key: &Digest| entries.contains_key(key);
     let read = read_and_parse(snapshots, &jobs, &unknown, &known, &config.limits)?;
     let mut count = 0;
     let mut dirty = std::collections::BTreeSet::new();
@@ -683,25 +683,22 @@ fn parse_rules<'s>(
                     file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
                 });
             }
-            if !cache.entries.contains_key(&key) {
-                dirty.insert(state::shard_of(&key).to_string());
-                cache.entries.insert(key.clone(), parsed);
+            if let std::collections::btree_map::Entry::Vacant(e) = cache.entries.entry(key) {
+                dirty.insert(state::shard_of(&key));
+                e.insert(parsed);
             }
         }
-        let info = BlobInfo {
-            content: content.clone(),
-            key: key.clone(),
-        };
+        let info = BlobInfo { content, key };
         cache.blobs.insert(state::blob_id(jobs[i].blob), info);
         jobs[i].content = Some(content);
         jobs[i].key = Some(key);
     }
     // What the current files no longer use goes.
-    let used: HashSet<&str> = jobs.iter().filter_map(|j| j.key.as_deref()).collect();
+    let used: HashSet<Digest> = jobs.iter().filter_map(|j| j.key).collect();
     cache.entries.retain(|key, _| {
-        let keep = used.contains(key.as_str());
+        let keep = used.contains(key);
         if !keep {
-            dirty.insert(state::shard_of(key).to_string());
+            dirty.insert(state::shard_of(key));
         }
         keep
     });
@@ -717,7 +714,7 @@ fn parse_rules<'s>(
 
 /// A file [`read_and_parse`] read: job index, content hash, parse key, parse result (`None`: the
 /// content was already known).
-type ReadFile = (usize, String, String, Option<ParsedFile>);
+type ReadFile = (usize, Digest, Digest, Option<ParsedFile>);
 
 /// Reads, hashes and (unless `known` has its parse key) parses the blobs of `which` jobs, in
 /// parallel, each worker with its own repository handles (a git2 repository is not shared between
@@ -727,7 +724,7 @@ fn read_and_parse(
     snapshots: &[Snapshot],
     jobs: &[FileJob],
     which: &[usize],
-    known: &(dyn Fn(&str) -> bool + Sync),
+    known: &(dyn Fn(&Digest) -> bool + Sync),
     limits: &Limits,
 ) -> Result<Vec<ReadFile>> {
     let git_dirs: Vec<&Path> = snapshots.iter().map(|s| s.git_dir.as_path()).collect();
@@ -751,8 +748,8 @@ fn read_and_parse(
                 .find_blob(job.blob)
                 .map_err(|e| failed(e.message().to_string()))?;
             let bytes = blob.content();
-            let content = sha256_hex(bytes);
-            let key = key::hash(&ParseKey::new(&content, limits));
+            let content = Digest::of(bytes);
+            let key = key::digest(&ParseKey::new(&content.hex(), limits));
             let parsed = (!known(&key)).then(|| parse::parse_file(bytes, limits));
             Ok((i, content, key, parsed))
         })
@@ -784,9 +781,9 @@ fn candidates(
         })
         .collect();
     // Taken one by one in job order: a hash map, not a search per record.
-    let mut records: HashMap<String, ParsedFile> = records.into_iter().collect();
-    let mut users: HashMap<&str, usize> = HashMap::new();
-    for key in jobs.iter().filter_map(|j| j.key.as_deref()) {
+    let mut records: HashMap<Digest, ParsedFile> = records.into_iter().collect();
+    let mut users: HashMap<Digest, usize> = HashMap::new();
+    for key in jobs.iter().filter_map(|j| j.key) {
         *users.entry(key).or_default() += 1;
     }
     let mut warnings = Vec::new();
@@ -794,21 +791,21 @@ fn candidates(
     // them would hold twice the room through the merge.
     let count = jobs
         .iter()
-        .filter_map(|j| records.get(j.key.as_deref()?))
+        .filter_map(|j| records.get(&j.key?))
         .map(|f| f.rules.len())
         .sum();
     let mut candidates = Vec::with_capacity(count);
     for job in jobs {
         let snap = &snapshots[job.source];
-        let Some(key) = job.key.as_deref() else {
+        let Some(key) = job.key else {
             continue;
         };
-        let file = match users.get_mut(key) {
+        let file = match users.get_mut(&key) {
             Some(n) if *n > 1 => {
                 *n -= 1;
-                records.get(key).cloned()
+                records.get(&key).cloned()
             }
-            _ => records.remove(key),
+            _ => records.remove(&key),
         };
         let Some(file) = file else { continue };
         for p in file.problems {
@@ -831,7 +828,9 @@ fn candidates(
             };
             w.file_url(&rev, job.path)
         });
-        let content = job.content.as_deref().unwrap_or_default();
+        let mut hex = [0; 64];
+        let content = job.content.unwrap_or_default();
+        let content = content.hex_in(&mut hex);
         let origin = walked.histories[job.source].origin(job.path);
         let ledger = lookups[job.source].as_ref();
         for rule in file.rules {
@@ -865,9 +864,9 @@ fn remembered_uuids(
     jobs: &[FileJob],
     old: &state::ledger::Ledger,
 ) -> state::ledger::Ledger {
-    let contents: HashMap<(usize, &str), &str> = jobs
+    let contents: HashMap<(usize, &str), Digest> = jobs
         .iter()
-        .map(|j| ((j.source, j.path), j.content.as_deref().unwrap_or_default()))
+        .map(|j| ((j.source, j.path), j.content.unwrap_or_default()))
         .collect();
     let mut ledger = state::ledger::Ledger::default();
     for v in values.iter().filter(|v| !v.own_id) {
@@ -875,7 +874,13 @@ fn remembered_uuids(
             .get(&(v.source, v.path.as_str()))
             .copied()
             .unwrap_or_default();
-        ledger.record(&names[v.source], &v.path, v.rule.index, v.uuid, content);
+        ledger.record(
+            &names[v.source],
+            &v.path,
+            v.rule.index,
+            v.uuid,
+            &content.hex(),
+        );
     }
     for (name, entries) in &old.sources {
         if !names.contains(name) {

@@ -9,7 +9,8 @@
 //! write anything there, checksum included, so a cryptographic hash would buy nothing and cost a
 //! fifth of an incremental build's instructions (BLAKE3 did, at 100k rules).
 
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 /// The integrity checksum of state and output files, computed in pieces: XXH3-128, in hex.
 #[derive(Clone, Default)]
@@ -50,6 +51,40 @@ impl Checksum {
     }
 }
 
+/// A writer that checksums what it passes on to `W`: a file is checksummed as it is written, not
+/// held whole to be checksummed first.
+#[derive(Debug)]
+pub struct Summed<W> {
+    inner: W,
+    sum: Checksum,
+}
+
+impl<W: std::io::Write> Summed<W> {
+    pub fn new(inner: W) -> Summed<W> {
+        Summed {
+            inner,
+            sum: Checksum::new(),
+        }
+    }
+
+    /// The writer and the checksum of everything written through it.
+    pub fn finish(self) -> (W, String) {
+        (self.inner, self.sum.hex())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Summed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 impl std::fmt::Debug for Checksum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("Checksum").field(&self.hex()).finish()
@@ -76,6 +111,110 @@ pub fn file_checksum(path: &std::path::Path) -> std::io::Result<String> {
 pub fn reader_checksum(reader: impl std::io::Read) -> std::io::Result<String> {
     let reader = std::io::BufReader::with_capacity(256 * 1024, reader);
     Ok(Checksum::new().update_reader(reader)?.hex())
+}
+
+/// Fixed-size bytes (a digest, a git object id) that serde writes as one byte string: postcard then
+/// encodes and decodes them as a length and one copy, where an array goes element by element (ten
+/// times the instructions, for the three 32-byte hashes each value has in the state).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bytes<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> Default for Bytes<N> {
+    fn default() -> Bytes<N> {
+        Bytes([0; N])
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for Bytes<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl<const N: usize> Serialize for Bytes<N> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Bytes<N>, D::Error> {
+        struct Visit<const N: usize>;
+        impl<'de, const N: usize> serde::de::Visitor<'de> for Visit<N> {
+            type Value = Bytes<N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{N} bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes<N>, E> {
+                <[u8; N]>::try_from(v)
+                    .map(Bytes)
+                    .map_err(|_| E::invalid_length(v.len(), &self))
+            }
+            // A text format writes bytes as a list of numbers.
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Bytes<N>, A::Error> {
+                let mut out = [0; N];
+                for (i, b) in out.iter_mut().enumerate() {
+                    *b = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                if seq.next_element::<u8>()?.is_some() {
+                    return Err(serde::de::Error::invalid_length(N + 1, &self));
+                }
+                Ok(Bytes(out))
+            }
+        }
+        deserializer.deserialize_bytes(Visit::<N>)
+    }
+}
+
+/// A SHA-256 digest as its 32 bytes: a rule file's content hash or a parse key, as the state keeps
+/// them for every rule file (copied, compared and saved as bytes; hex only where a person reads it).
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Bytes(self.0).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+        Bytes::deserialize(deserializer).map(|b| Digest(b.0))
+    }
+}
+
+impl Digest {
+    /// The SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    /// Its 64 hex digits.
+    pub fn hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// Its 64 hex digits, in `buf`: for look-ups by the hex form without an allocation.
+    pub fn hex_in<'b>(&self, buf: &'b mut [u8; 64]) -> &'b str {
+        hex_into(&self.0, buf)
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.hex_in(&mut [0; 64]))
+    }
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Hex SHA-256 of `bytes`.
@@ -118,6 +257,42 @@ mod tests {
         assert_eq!(pieces.hex(), whole);
         assert_eq!(reader_checksum(&bytes[..]).expect("read"), whole);
         assert_ne!(checksum(&bytes[1..]), whole);
+        let mut written = Summed::new(Vec::new());
+        for piece in bytes.chunks(999) {
+            std::io::Write::write_all(&mut written, piece).expect("write");
+        }
+        let (copy, sum) = written.finish();
+        assert_eq!((copy == bytes, sum), (true, whole));
+    }
+
+    #[test]
+    fn a_digest_is_sha256_and_shows_as_its_hex() {
+        let d = Digest::of(b"abc");
+        let hex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!((d.hex(), d.to_string()), (hex.to_string(), hex.to_string()));
+        assert_eq!(d.hex(), sha256_hex(b"abc"));
+        assert!(Digest::of(b"abd") != d);
+    }
+
+    #[test]
+    fn fixed_bytes_are_one_byte_string_in_postcard_and_a_list_in_json() {
+        let b = Bytes([9u8; 20]);
+        let encoded = postcard::to_stdvec(&b).expect("encode");
+        assert_eq!(encoded.len(), 21, "a length byte and the bytes");
+        assert_eq!(
+            postcard::from_bytes::<Bytes<20>>(&encoded).expect("decode"),
+            b
+        );
+        let json = serde_json::to_string(&b).expect("json");
+        assert_eq!(serde_json::from_str::<Bytes<20>>(&json).expect("json"), b);
+        assert!(
+            postcard::from_bytes::<Bytes<32>>(&encoded).is_err(),
+            "wrong length"
+        );
+        let d = Digest::of(b"x");
+        let back: Digest =
+            postcard::from_bytes(&postcard::to_stdvec(&d).expect("encode")).expect("decode");
+        assert_eq!(back, d);
     }
 
     #[test]

@@ -185,7 +185,7 @@ pub struct Content {
 
 /// BLAKE3 of a value's formatted text (without its own `version`), kept as bytes: a build handles
 /// one per value, and hex text would cost an allocation each.
-pub type TextHash = [u8; 32];
+pub type TextHash = crate::hash::Bytes<32>;
 
 /// Where a value's text is in a cluster file, and its [`TextHash`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +197,7 @@ pub struct Span {
 
 /// The [`TextHash`] of formatted text.
 fn text_hash(text: &[u8]) -> TextHash {
-    *blake3::hash(text).as_bytes()
+    crate::hash::Bytes(*blake3::hash(text).as_bytes())
 }
 
 /// The content hash of a head text and the hashes of its values, in order.
@@ -205,7 +205,7 @@ fn content_hash<'a>(head: &str, values: impl Iterator<Item = &'a TextHash>) -> S
     let mut h = blake3::Hasher::new();
     h.update(head.as_bytes());
     for v in values {
-        h.update(v);
+        h.update(&v.0);
     }
     h.finalize().to_hex().to_string()
 }
@@ -263,20 +263,20 @@ impl Content {
 /// covers the parser format) and its document index; merge changes nothing of a record but the
 /// uuid, title and provenance it gives, which are hashed here with the path, link and relations. The tool version
 /// is hashed too, since another version may format differently.
-pub fn value_key(parse_key: &str, v: &Value, related: &[Relation]) -> ValueKey {
+pub fn value_key(parse_key: &crate::hash::Digest, v: &Value, related: &[Relation]) -> ValueKey {
     // Gathered into one buffer and hashed in one call: a hasher fed a dozen small pieces costs
     // several times more.
     let mut buf = Vec::with_capacity(512);
     // Fixed-size fields as bytes, first: no text made for them.
     buf.extend_from_slice(&v.rule.index.to_le_bytes());
     buf.extend_from_slice(v.uuid.as_bytes());
+    buf.extend_from_slice(&parse_key.0);
     let (source, url) = match &v.provenance {
         Some(p) => (p.source.as_str(), p.url.as_deref().unwrap_or("\u{1}")),
         None => ("\u{1}", "\u{1}"),
     };
     for part in [
         env!("CARGO_PKG_VERSION"),
-        parse_key,
         &v.path,
         v.link.as_deref().unwrap_or("\u{1}"),
         &v.title,
@@ -295,11 +295,11 @@ pub fn value_key(parse_key: &str, v: &Value, related: &[Relation]) -> ValueKey {
         }
         buf.push(1);
     }
-    *blake3::hash(&buf).as_bytes()
+    crate::hash::Bytes(*blake3::hash(&buf).as_bytes())
 }
 
 /// See [`value_key`].
-pub type ValueKey = [u8; 32];
+pub type ValueKey = crate::hash::Bytes<32>;
 
 /// The previous cluster file, for reusing the text of values whose [`value_key`] is unchanged: the
 /// open file (read a batch's spans at a time, never whole) and its fingerprint.
@@ -1075,7 +1075,10 @@ mod tests {
         };
         let first: Vec<Value> = (1..=300).map(|n| value(n, &format!("Rule {n}"))).collect();
         let keys = |values: &[Value]| -> Vec<ValueKey> {
-            values.iter().map(|v| value_key("k", v, &[])).collect()
+            values
+                .iter()
+                .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
+                .collect()
         };
         let related = vec![Vec::new(); first.len()];
         let old =
@@ -1107,7 +1110,8 @@ mod tests {
         assert_eq!(spliced.values, formatted.values);
         assert_eq!(spliced.hash, formatted.hash);
         // And it was copied, not formatted: a mark in the old text of an unchanged value shows.
-        let Span { at, len, .. } = old_file.fingerprint.spans[&value_key("k", &first[1], &[])];
+        let Span { at, len, .. } =
+            old_file.fingerprint.spans[&value_key(&crate::hash::Digest::of(b"k"), &first[1], &[])];
         let marked = format!(
             "{}{}{}",
             &text[..at],
@@ -1124,7 +1128,8 @@ mod tests {
         assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
         // The recorded spans are where the values are.
         let new_text = spliced.parts.concat();
-        let Span { at, len, .. } = spliced.spans[&value_key("k", &next[7], &[])];
+        let Span { at, len, .. } =
+            spliced.spans[&value_key(&crate::hash::Digest::of(b"k"), &next[7], &[])];
         assert!(new_text[at..at + len].contains("\"value\": \"Changed\""));
     }
 
@@ -1191,12 +1196,16 @@ mod tests {
         // Reused across gaps: 6,000 values gone from between those kept (titles sort as numbers), so
         // the first batch's old texts are read in two pieces; one in each is marked in the old text,
         // and the marks show.
-        let keys: Vec<ValueKey> = values.iter().map(|v| value_key("k", v, &[])).collect();
+        let keys: Vec<ValueKey> = values
+            .iter()
+            .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
+            .collect();
         let old = cluster_content(&info, &values, &related, &keys, None, None).expect("text");
         let old = plan(PathBuf::from("c.json"), old, None, None, 1);
         let mut text = old.parts().concat();
         for v in [&values[0], &values[8999]] {
-            let Span { at, len, .. } = old.fingerprint.spans[&value_key("k", v, &[])];
+            let Span { at, len, .. } =
+                old.fingerprint.spans[&value_key(&crate::hash::Digest::of(b"k"), v, &[])];
             let marked = text[at..at + len].replace(&v.title, &v.title.replace("Rule", "Mark"));
             text.replace_range(at..at + len, &marked);
         }
@@ -1213,7 +1222,10 @@ mod tests {
             .filter(|(i, _)| !(1000..7000).contains(i))
             .map(|(_, v)| v.clone())
             .collect();
-        let keys: Vec<ValueKey> = next.iter().map(|v| value_key("k", v, &[])).collect();
+        let keys: Vec<ValueKey> = next
+            .iter()
+            .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
+            .collect();
         let spliced = cluster_content(
             &info,
             &next,

@@ -27,6 +27,11 @@ pub fn hash<K: Serialize>(key: &K) -> String {
     sha256_hex(&serde_json::to_vec(key).unwrap_or_default())
 }
 
+/// Hashes a key struct, as the bytes of its digest (the keys the state keeps per rule file).
+pub fn digest<K: Serialize>(key: &K) -> super::Digest {
+    super::Digest::of(&serde_json::to_vec(key).unwrap_or_default())
+}
+
 /// What a parsed record depends on.
 #[derive(Debug, Serialize)]
 pub struct ParseKey<'a> {

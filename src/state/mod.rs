@@ -16,7 +16,7 @@
 //!                 fingerprints of the files written (content and per-value hashes, and where each
 //!                 value's text is, with its hash, by a key of everything it depends on, so unchanged
 //!                 values are copied; hashes and uuids as bytes, not hex)
-//!   blobs.bin     blob id (as bytes) → content hash and parse key (so unchanged files are never read)
+//!   blobs.bin     blob id → content hash and parse key, all as bytes (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
 //!                 a commit that changes a few files rewrites a few small shards (only those whose
 //!                 keys were added or dropped); what only a rule's value shows stays encoded in
@@ -27,13 +27,17 @@
 //!
 //! Every file is one header line `sigma-galaxy-state <FORMAT> <checksum of the rest>` and a body:
 //! JSON for the small build record (readable when debugging why something was rebuilt), postcard (a
-//! compact binary serde format) for the megabytes of cache. The checksum ([`crate::hash::Checksum`],
-//! XXH3-128) detects accidents, not tampering, since a run checksums hundreds of megabytes at 100k
-//! rules (state and outputs); rule contents and cache keys use SHA-256. Maps are written in key
-//! order and the large ones are decoded in bulk ([`crate::sorted`]), not one insert at a time.
-//! A file that is missing, truncated, bit-flipped, of another format or not ours is reported and
-//! ignored: the run falls back to a clean build with the same result. Files are written atomically
-//! (temporary file, rename).
+//! compact binary serde format) for the megabytes of cache. Fixed-size ids and hashes (blob ids,
+//! content hashes, parse keys, value keys, text hashes) are [`crate::hash::Bytes`]: one byte string
+//! each, copied whole, where postcard takes an array a byte at a time. The checksum
+//! ([`crate::hash::Checksum`], XXH3-128) detects accidents, not tampering, since a run checksums
+//! hundreds of megabytes at 100k rules (state and outputs); rule contents and cache keys use
+//! SHA-256. Maps are written in key order and the large ones are decoded in bulk
+//! ([`crate::sorted`]), not one insert at a time. A file that is missing, truncated, bit-flipped, of
+//! another format or not ours is reported and ignored: the run falls back to a clean build with the
+//! same result. Files are written atomically (temporary file, rename), encoded straight into the
+//! temporary file and checksummed on the way (the header goes last, over a placeholder of its
+//! length), so that `sources.bin`, tens of megabytes at 100k rules, is never held encoded in memory.
 //!
 //! # What makes an entry stale
 //!
@@ -104,14 +108,14 @@ pub mod reason;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::hash::{checksum, file_checksum, hex, sha256_hex};
+pub use crate::hash::{Digest, checksum, file_checksum, hex, sha256_hex};
 
 use crate::diff::History;
 use crate::error::{Error, Result};
@@ -119,7 +123,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 10;
+pub const FORMAT: u32 = 11;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -184,8 +188,8 @@ pub struct ParseCache {
     pub parser: u32,
     /// Blob id → its content hash and parse key (so unchanged files need not be read at all).
     pub blobs: BTreeMap<BlobId, BlobInfo>,
-    /// Hex hash of a [`key::ParseKey`] → the parsed file.
-    pub entries: BTreeMap<String, ParsedFile>,
+    /// Hash of a [`key::ParseKey`] → the parsed file.
+    pub entries: BTreeMap<Digest, ParsedFile>,
 }
 
 /// The ATT&CK index read from a `--attack-clusters` folder (`attack.bin`).
@@ -198,7 +202,7 @@ pub struct AttackCache {
 
 /// A git blob id, as its bytes (SHA-1): 20 bytes, where its hex text would be a 40-byte string and
 /// an allocation for each of a source's files.
-pub type BlobId = [u8; 20];
+pub type BlobId = crate::hash::Bytes<20>;
 
 /// The [`BlobId`] of a blob (a longer id, from a SHA-256 repository, keeps its first 20 bytes).
 pub fn blob_id(oid: git2::Oid) -> BlobId {
@@ -206,16 +210,16 @@ pub fn blob_id(oid: git2::Oid) -> BlobId {
     let bytes = oid.as_bytes();
     let n = bytes.len().min(20);
     id[..n].copy_from_slice(&bytes[..n]);
-    id
+    crate::hash::Bytes(id)
 }
 
 /// What the cache knows of one blob.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobInfo {
-    /// Hex SHA-256 of its bytes.
-    pub content: String,
-    /// Hex hash of its [`key::ParseKey`].
-    pub key: String,
+    /// SHA-256 of its bytes.
+    pub content: Digest,
+    /// Hash of its [`key::ParseKey`].
+    pub key: Digest,
 }
 
 /// `blobs.bin`: what [`ParseCache`] holds besides its entries.
@@ -244,8 +248,8 @@ pub struct State {
 pub type Shards = std::collections::BTreeSet<String>;
 
 /// The shard a parse key lives in: its first two hex digits.
-pub fn shard_of(key: &str) -> &str {
-    key.get(..2).unwrap_or("00")
+pub fn shard_of(key: &Digest) -> String {
+    format!("{:02x}", key.0[0])
 }
 
 /// Why a state file was not used.
@@ -375,14 +379,14 @@ fn check_header(header: &[u8]) -> std::result::Result<String, String> {
 /// One shard's parse records, in key order (a map on disk, decoded as its entries: the shards are
 /// put together into one map, built in bulk).
 #[derive(Deserialize)]
-struct Shard(#[serde(deserialize_with = "crate::sorted::entries")] Vec<(String, ParsedFile)>);
+struct Shard(#[serde(deserialize_with = "crate::sorted::entries")] Vec<(Digest, ParsedFile)>);
 
 /// Reads, checks and decodes every shard of the parse cache, in parallel.
 fn load_shards(
     dir: &Path,
     problems: &mut Vec<Distrust>,
     checksums: &mut Checksums,
-) -> (BTreeMap<String, ParsedFile>, Shards) {
+) -> (BTreeMap<Digest, ParsedFile>, Shards) {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -477,26 +481,45 @@ fn is_json(name: &str) -> bool {
     name.ends_with(".json")
 }
 
-/// Writes one state file atomically, with its header; its checksum.
+/// Writes one state file atomically, with its header; its checksum. The body is encoded straight
+/// into the file and checksummed on the way (sources.bin is tens of megabytes at 100k rules, and is
+/// never held encoded in memory); the header, whose length does not depend on the checksum, is
+/// written last, over a placeholder.
 fn save_file<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<String> {
-    let encoded = if is_json(name) {
-        serde_json::to_vec(value).map_err(|e| e.to_string())
-    } else {
-        postcard::to_stdvec(value).map_err(|e| e.to_string())
-    };
-    let body = encoded.map_err(|e| Error::io(dir.join(name), std::io::Error::other(e)))?;
-    let mut tmp = tempfile::Builder::new()
+    let path = dir.join(name);
+    let tmp = tempfile::Builder::new()
         .prefix(".state-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    let sum = checksum(&body);
-    let header = format!("{MAGIC} {FORMAT} {sum}\n");
+    let header = |sum: &str| format!("{MAGIC} {FORMAT} {sum}\n");
+    let placeholder = header(&"0".repeat(checksum(b"").len()));
+    let file = tmp.as_file();
+    (&*file)
+        .write_all(placeholder.as_bytes())
+        .map_err(|e| Error::io(&path, e))?;
+    // Checksummed in the buffer's pieces, not in the encoder's bytes.
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, crate::hash::Summed::new(file));
+    let encoded = if is_json(name) {
+        serde_json::to_writer(&mut out, value).map_err(std::io::Error::other)
+    } else {
+        postcard::to_io(value, &mut out)
+            .map(drop)
+            .map_err(std::io::Error::other)
+    };
     // No fsync: a state file cut short by a power loss fails its checksum and is rebuilt, so the
     // cost of syncing megabytes on every run buys nothing.
-    tmp.write_all(header.as_bytes())
-        .and_then(|()| tmp.write_all(&body))
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    let path = dir.join(name);
+    let sum = encoded
+        .and_then(|()| {
+            out.into_inner()
+                .map_err(std::io::IntoInnerError::into_error)
+        })
+        .and_then(|summed| {
+            let (mut file, sum) = summed.finish();
+            file.seek(std::io::SeekFrom::Start(0))?;
+            file.write_all(header(&sum).as_bytes())?;
+            Ok(sum)
+        })
+        .map_err(|e| Error::io(&path, e))?;
     if path.is_dir() {
         // Not ours to keep: a state file's place is taken by a folder.
         remove(&path)?;
@@ -535,33 +558,44 @@ pub fn save_parsed(
     on_disk: &Shards,
     loaded: &Checksums,
 ) -> Result<Checksums> {
+    use std::collections::BTreeSet;
     let shard_dir = dir.join(PARSED_DIR);
     crate::dirs::create_private(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
     let name = |shard: &str| format!("{PARSED_DIR}/{shard}.bin");
+    // The shards that hold entries (the keys are in order, so their first bytes come in runs).
+    let mut present: BTreeSet<String> = BTreeSet::new();
+    let mut last = None;
+    for key in parsed.entries.keys() {
+        if last != Some(key.0[0]) {
+            present.insert(shard_of(key));
+            last = Some(key.0[0]);
+        }
+    }
     // Shards to write or remove: the dirty ones, any on disk that did not load, and any that holds
     // entries yet is not on disk (its file was removed behind our back).
-    let mut todo: std::collections::BTreeSet<&str> = dirty.iter().map(String::as_str).collect();
+    let mut todo: BTreeSet<&str> = dirty.iter().map(String::as_str).collect();
     todo.extend(
         on_disk
             .iter()
             .filter(|s| !loaded.contains_key(&name(s)))
             .map(String::as_str),
     );
-    let mut present: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-    let mut last = "";
-    for key in parsed.entries.keys() {
-        let shard = shard_of(key);
-        if shard != last {
-            present.insert(shard);
-            last = shard;
-        }
-    }
-    todo.extend(present.iter().filter(|s| !on_disk.contains(**s)));
-    let entries_of = |shard: &str| -> BTreeMap<&String, &ParsedFile> {
+    todo.extend(
+        present
+            .iter()
+            .filter(|s| !on_disk.contains(*s))
+            .map(String::as_str),
+    );
+    let entries_of = |shard: &str| -> BTreeMap<&Digest, &ParsedFile> {
+        let Ok(first) = u8::from_str_radix(shard, 16) else {
+            return BTreeMap::new();
+        };
+        let mut start = Digest::default();
+        start.0[0] = first;
         parsed
             .entries
-            .range::<str, _>((std::ops::Bound::Included(shard), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| shard_of(k) == shard)
+            .range(start..)
+            .take_while(|(k, _)| k.0[0] == first)
             .collect()
     };
     let todo: Vec<&str> = todo.into_iter().collect();
@@ -699,13 +733,15 @@ mod tests {
         );
         let mut parsed = ParseCache::default();
         parsed.blobs.insert(
-            [7; 20],
+            crate::hash::Bytes([7; 20]),
             BlobInfo {
-                content: "h".into(),
-                key: "k".into(),
+                content: Digest::of(b"h"),
+                key: Digest::of(b"k"),
             },
         );
-        parsed.entries.insert("k".into(), ParsedFile::default());
+        parsed
+            .entries
+            .insert(Digest::of(b"k"), ParsedFile::default());
         let build = BuildRecord {
             key: "key".into(),
             values: 3,
@@ -714,9 +750,16 @@ mod tests {
         (sources, parsed, build)
     }
 
+    /// A parse key in shard `first` (its first byte).
+    fn key_in(first: u8) -> Digest {
+        let mut key = Digest::of(&[first]);
+        key.0[0] = first;
+        key
+    }
+
     /// Saves `p` into a state folder that has no parse cache yet: every shard is written.
     fn save_fresh(dir: &Path, p: &ParseCache) -> Checksums {
-        let dirty = p.entries.keys().map(|k| shard_of(k).to_string()).collect();
+        let dirty = p.entries.keys().map(shard_of).collect();
         save_parsed(dir, p, &dirty, &Shards::new(), &Checksums::new()).expect("save")
     }
 
@@ -726,8 +769,8 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut p = ParseCache::default();
-        for key in ["aa1", "bb1", "cc1"] {
-            p.entries.insert(key.into(), ParsedFile::default());
+        for first in [0xaa, 0xbb, 0xcc] {
+            p.entries.insert(key_in(first), ParsedFile::default());
         }
         let sums = save_fresh(dir.path(), &p);
         let shard = |s: &str| dir.path().join(PARSED_DIR).join(format!("{s}.bin"));
@@ -738,11 +781,11 @@ mod tests {
         let (mut state, problems) = State::load(dir.path());
         assert!(problems.is_empty(), "{problems:?}");
         // bb1 goes, dd1 comes, and a damaged cc shard is rewritten though not dirty.
-        state.parsed.entries.remove("bb1");
+        state.parsed.entries.remove(&key_in(0xbb));
         state
             .parsed
             .entries
-            .insert("dd1".into(), ParsedFile::default());
+            .insert(key_in(0xdd), ParsedFile::default());
         state.checksums.remove(&format!("{PARSED_DIR}/cc.bin"));
         let dirty = ["bb", "dd"].map(String::from).into_iter().collect();
         let sums = save_parsed(
