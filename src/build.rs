@@ -148,7 +148,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     if writes {
         state::invalidate(&config.state)?;
     }
-    list_rule_files(&mut snapshots, &prev.sources)?;
+    list_rule_files(&mut snapshots, &mut prev.sources)?;
     refuse_empty_sources(config, &snapshots)?;
     clock.lap("list");
     let attack = attack_index(config, prev.attack.take(), attack_hash)?;
@@ -515,16 +515,17 @@ struct Parsed<'s> {
 type ParseRecords = std::collections::BTreeMap<Digest, ParsedFile>;
 
 /// Lists each source's rule files: the previous build's list plus the tree differences when there is
-/// one for the same filter, else the whole tree.
-fn list_rule_files(snapshots: &mut [Snapshot], prev: &Sources) -> Result<()> {
+/// one for the same filter, else the whole tree. The previous lists are taken, not copied.
+fn list_rule_files(snapshots: &mut [Snapshot], prev: &mut Sources) -> Result<()> {
     for snap in snapshots {
         let filter_key = key::hash(&FilterKey::new(&snap.filter));
         let updated = prev
             .sources
-            .get(&snap.name)
+            .get_mut(&snap.name)
             .filter(|o| o.filter == filter_key)
             .and_then(|o| {
-                diff::update_files(&snap.repo, &o.commit, &o.files, snap.commit, &snap.filter).ok()
+                let (commit, files) = (&o.commit, &mut o.files);
+                diff::update_files(&snap.repo, commit, files, snap.commit, &snap.filter).ok()
             });
         match updated {
             Some(files) => snap.files = files,
@@ -614,7 +615,7 @@ fn walk_sources(
                 files: snap
                     .files
                     .iter()
-                    .map(|f| (f.path.clone(), f.blob.to_string()))
+                    .map(|f| (f.path.clone(), state::blob_id(f.blob)))
                     .collect(),
                 // Moved in from `histories` once the build is done with them.
                 history: diff::History::default(),
@@ -818,7 +819,7 @@ fn candidates(
                 RefStyle::LastChange => walked.histories[job.source]
                     .last_change
                     .get(job.path)
-                    .cloned()
+                    .map(|id| crate::hash::hex(&id.0))
                     .unwrap_or_else(|| snap.commit.to_string()),
                 RefStyle::Commit => snap.commit.to_string(),
                 RefStyle::Branch => snap

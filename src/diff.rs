@@ -35,6 +35,7 @@ use git2::{Delta, DiffFindOptions, DiffOptions, Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PathFilter;
+use crate::hash::{GitId, git_id};
 use crate::sources::RuleFile;
 
 /// What the history walk remembers between runs, per source.
@@ -46,7 +47,7 @@ pub struct History {
     pub clock: i64,
     /// Rule file path → id of the newest first-parent commit that changed it.
     #[serde(deserialize_with = "crate::sorted::map")]
-    pub last_change: BTreeMap<String, String>,
+    pub last_change: BTreeMap<String, GitId>,
     /// Rule file path → the path its file had when it first appeared on the first-parent history, for
     /// the files that were renamed or moved since (a file never renamed is its own origin, not listed).
     #[serde(deserialize_with = "crate::sorted::map")]
@@ -248,24 +249,27 @@ fn compare_trees<'r>(
 pub fn update_files(
     repo: &Repository,
     old: &str,
-    old_files: &BTreeMap<String, String>,
+    old_files: &mut BTreeMap<String, GitId>,
     new: Oid,
     filter: &PathFilter,
 ) -> Result<Vec<RuleFile>, git2::Error> {
-    let mut files: BTreeMap<String, Oid> = old_files
-        .iter()
-        .map(|(path, blob)| Ok((path.clone(), Oid::from_str(blob)?)))
-        .collect::<Result<_, git2::Error>>()?;
-    for (path, blob) in changed_files(repo, Oid::from_str(old)?, new, filter)? {
+    let changed = changed_files(repo, Oid::from_str(old)?, new, filter)?;
+    // The old list is updated in place and taken (its 100k paths are not copied).
+    for (path, blob) in changed {
         match blob {
-            Some(blob) => files.insert(path, blob),
-            None => files.remove(&path),
+            Some(blob) => old_files.insert(path, git_id(blob)),
+            None => old_files.remove(&path),
         };
     }
-    Ok(files
+    std::mem::take(old_files)
         .into_iter()
-        .map(|(path, blob)| RuleFile { path, blob })
-        .collect())
+        .map(|(path, blob)| {
+            Ok(RuleFile {
+                path,
+                blob: Oid::from_bytes(&blob.0)?,
+            })
+        })
+        .collect()
 }
 
 /// One first-parent commit that changed rule files, as the walk saw it.
@@ -303,7 +307,7 @@ pub fn walk(
     };
     let stop = previous.as_ref().and_then(|p| Oid::from_str(&p.tip).ok());
     // The newest commit of this walk that changed each file, for the files it changed.
-    let mut found: BTreeMap<String, String> = BTreeMap::new();
+    let mut found: BTreeMap<String, GitId> = BTreeMap::new();
     // Committer times of commits that changed rule files, newest first.
     let mut touching: Vec<i64> = Vec::new();
     // The commits that changed rule files, newest first.
@@ -336,10 +340,10 @@ pub fn walk(
         trees.next();
         if !changes.is_empty() {
             touching.push(commit.time().seconds());
-            let id = commit.id().to_string();
+            let id = git_id(commit.id());
             for c in &changes {
                 if !found.contains_key(&c.path) && is_file(&c.path) {
-                    found.insert(c.path.clone(), id.clone());
+                    found.insert(c.path.clone(), id);
                 }
             }
             steps.push(Step {
@@ -356,9 +360,9 @@ pub fn walk(
             _ => {
                 // The root, or the edge of a shallow history: what is left was last changed here or
                 // before, and this is the oldest commit we have.
-                let root = commit.id().to_string();
+                let root = git_id(commit.id());
                 for f in files {
-                    found.entry(f.path.clone()).or_insert_with(|| root.clone());
+                    found.entry(f.path.clone()).or_insert(root);
                 }
                 break;
             }

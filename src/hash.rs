@@ -171,6 +171,20 @@ impl<'de, const N: usize> Deserialize<'de> for Bytes<N> {
     }
 }
 
+/// A git object id (SHA-1) as its bytes: 20 bytes where its hex text takes a 40-byte string and an
+/// allocation, for each of a source's files.
+pub type GitId = Bytes<20>;
+
+/// The [`GitId`] of `oid` (a longer id, from a SHA-256 repository, keeps its first 20 bytes: ids are
+/// only compared within one repository).
+pub fn git_id(oid: git2::Oid) -> GitId {
+    let mut id = [0u8; 20];
+    let bytes = oid.as_bytes();
+    let n = bytes.len().min(20);
+    id[..n].copy_from_slice(&bytes[..n]);
+    Bytes(id)
+}
+
 /// A SHA-256 digest as its 32 bytes: a rule file's content hash or a parse key, as the state keeps
 /// them for every rule file (copied, compared and saved as bytes; hex only where a person reads it).
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -461,9 +461,7 @@ impl Stage {
         use std::io::Write as _;
         self.hasher.update(text);
         match &mut self.file {
-            Some(f) => f
-                .write_all(text)
-                .map_err(|e| Error::io(f.path(), e)),
+            Some(f) => f.write_all(text).map_err(|e| Error::io(f.path(), e)),
             None => Ok(()),
         }
     }

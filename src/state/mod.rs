@@ -123,7 +123,7 @@ use crate::parse::ParsedFile;
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 11;
+pub const FORMAT: u32 = 12;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -167,7 +167,7 @@ pub struct SourceState {
     pub filter: String,
     /// Rule file path → blob id, at `commit`.
     #[serde(deserialize_with = "crate::sorted::map")]
-    pub files: BTreeMap<String, String>,
+    pub files: BTreeMap<String, BlobId>,
     /// The history walk at `commit`.
     pub history: History,
 }
@@ -200,17 +200,12 @@ pub struct AttackCache {
     pub index: crate::relate::AttackIndex,
 }
 
-/// A git blob id, as its bytes (SHA-1): 20 bytes, where its hex text would be a 40-byte string and
-/// an allocation for each of a source's files.
-pub type BlobId = crate::hash::Bytes<20>;
+/// A git blob id, as its bytes.
+pub type BlobId = crate::hash::GitId;
 
-/// The [`BlobId`] of a blob (a longer id, from a SHA-256 repository, keeps its first 20 bytes).
+/// The [`BlobId`] of a blob.
 pub fn blob_id(oid: git2::Oid) -> BlobId {
-    let mut id = [0u8; 20];
-    let bytes = oid.as_bytes();
-    let n = bytes.len().min(20);
-    id[..n].copy_from_slice(&bytes[..n]);
-    crate::hash::Bytes(id)
+    crate::hash::git_id(oid)
 }
 
 /// What the cache knows of one blob.
