@@ -849,7 +849,7 @@ fn candidates(
                 source: job.source,
                 path: job.path.to_string(),
                 remembered,
-                rule,
+                rule: Box::new(rule),
                 link: link.clone(),
             });
         }

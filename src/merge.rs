@@ -34,8 +34,10 @@ pub struct Candidate {
     pub source: usize,
     /// Path in the source repository.
     pub path: String,
-    /// The rule.
-    pub rule: Rule,
+    /// The rule, boxed: candidates and values are moved and sorted by the 100,000, and a Vec of
+    /// them holds a pointer each, not the record (the candidates' and values' Vecs are alive
+    /// together during the merge: 40 MB less at 100k rules).
+    pub rule: Box<Rule>,
     /// The link to the rule file, if the source has a web URL.
     pub link: Option<String>,
     /// The uuid its identity gives this rule when that is not the one derived from its path (its file
@@ -51,7 +53,7 @@ pub struct Value {
     pub title: String,
     pub source: usize,
     pub path: String,
-    pub rule: Rule,
+    pub rule: Box<Rule>,
     pub link: Option<String>,
     /// Whether the uuid is the rule's own `id`; false for derived or remembered uuids.
     pub own_id: bool,
@@ -383,7 +385,7 @@ mod tests {
         Candidate {
             source: 0,
             path: path.into(),
-            rule: r,
+            rule: Box::new(r),
             link: None,
             remembered: None,
         }

@@ -296,11 +296,11 @@ mod tests {
             link: None,
             own_id: id.is_some(),
             provenance: None,
-            rule: Rule {
+            rule: Box::new(Rule {
                 id: id.map(str::to_string),
                 name: name.map(str::to_string),
                 ..Rule::titled(format!("t{uuid}"))
-            },
+            }),
         }
     }
 
