@@ -16,6 +16,7 @@ use crate::diff;
 use crate::emit;
 use crate::error::{Error, Result};
 use crate::findings::{Code, Finding, Severity};
+use crate::hash::GitId;
 use crate::merge::{self, Candidate};
 use crate::parse::{self, Limits, ParsedFile};
 use crate::relate::{self, AttackIndex};
@@ -796,6 +797,21 @@ fn candidates(
         .map(|f| f.rules.len())
         .sum();
     let mut candidates = Vec::with_capacity(count);
+    // The jobs of a source come in path order, as its last changes do: each is found by walking
+    // both side by side, not by a search from the root (long paths with long common prefixes); a
+    // job out of that order is looked up.
+    let mut cursors: Vec<_> = walked
+        .histories
+        .iter()
+        .map(|h| h.last_change.iter().peekable())
+        .collect();
+    fn last_change<'m>(
+        cursor: &mut std::iter::Peekable<std::collections::btree_map::Iter<'m, String, GitId>>,
+        path: &str,
+    ) -> Option<&'m GitId> {
+        while cursor.next_if(|(p, _)| p.as_str() < path).is_some() {}
+        cursor.peek().filter(|(p, _)| *p == path).map(|(_, id)| *id)
+    }
     for job in jobs {
         let snap = &snapshots[job.source];
         let Some(key) = job.key else {
@@ -816,9 +832,8 @@ fn candidates(
         }
         let link = snap.web.as_ref().map(|w| {
             let rev = match config.ref_style {
-                RefStyle::LastChange => walked.histories[job.source]
-                    .last_change
-                    .get(job.path)
+                RefStyle::LastChange => last_change(&mut cursors[job.source], job.path)
+                    .or_else(|| walked.histories[job.source].last_change.get(job.path))
                     .map(|id| crate::hash::hex(&id.0))
                     .unwrap_or_else(|| snap.commit.to_string()),
                 RefStyle::Commit => snap.commit.to_string(),
