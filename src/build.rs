@@ -168,6 +168,11 @@ pub fn build(config: &Config) -> Result<Summary> {
         }
     }
     clock.lap("diff");
+    // Nothing else is read from the repositories: parsing reads the blobs through its own handles,
+    // and with these closed, the packs it maps are let go when it is done.
+    for snap in &mut snapshots {
+        snap.close();
+    }
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
     clock.lap("parse");
     let parsed_sums = if writes {
@@ -526,7 +531,8 @@ fn list_rule_files(snapshots: &mut [Snapshot], prev: &mut Sources) -> Result<()>
             .filter(|o| o.filter == filter_key)
             .and_then(|o| {
                 let (commit, files) = (&o.commit, &mut o.files);
-                diff::update_files(&snap.repo, commit, files, snap.commit, &snap.filter).ok()
+                let repo = snap.repo().ok()?;
+                diff::update_files(repo, commit, files, snap.commit, &snap.filter).ok()
             });
         match updated {
             Some(files) => snap.files = files,
@@ -579,8 +585,9 @@ fn walk_sources(
             source_name: snap.name.clone(),
             message: format!("walking history: {}", e.message()),
         };
-        let (history, how) = diff::walk(&snap.repo, snap.commit, &snap.files, &snap.filter, old)
-            .map_err(source_err)?;
+        let repo = snap.repo()?;
+        let (history, how) =
+            diff::walk(repo, snap.commit, &snap.files, &snap.filter, old).map_err(source_err)?;
         let ledger_why = if history.shallow {
             Some(LedgerWhy::Shallow)
         } else if matches!(how, diff::Walk::Rewritten { .. })
@@ -606,7 +613,7 @@ fn walk_sources(
             .filter(|_| ledger_path_gone)
             .and_then(|c| git2::Oid::from_str(c).ok())
             .filter(|&c| c != snap.commit)
-            .and_then(|c| diff::renames(&snap.repo, c, snap.commit, &snap.filter).ok())
+            .and_then(|c| diff::renames(repo, c, snap.commit, &snap.filter).ok())
             .unwrap_or_default();
         walked.sources.sources.insert(
             snap.name.clone(),

@@ -39,8 +39,8 @@ pub struct Snapshot {
     pub files: Vec<RuleFile>,
     /// How to link a file on the web, when known.
     pub web: Option<WebLink>,
-    /// The opened repository.
-    pub repo: Repository,
+    /// The opened repository, until [`Snapshot::close`].
+    repo: Option<Repository>,
 }
 
 /// A rule file in a commit.
@@ -168,7 +168,7 @@ pub fn open(source: &SourceConfig, state: &Path) -> Result<Snapshot> {
         filter,
         files: Vec::new(),
         web,
-        repo,
+        repo: Some(repo),
     })
 }
 
@@ -183,10 +183,26 @@ impl std::fmt::Debug for Snapshot {
 }
 
 impl Snapshot {
+    /// The opened repository (an error once it is closed).
+    pub fn repo(&self) -> Result<&Repository> {
+        self.repo.as_ref().ok_or_else(|| Error::Source {
+            source_name: self.name.clone(),
+            message: "the repository was already closed".into(),
+        })
+    }
+
+    /// Closes the repository, once a build has read from it everything but the rule files' blobs
+    /// (which parsing reads through handles of its own). libgit2 keeps a pack file mapped while any
+    /// handle to it is open, and what was read of it counts in the process's memory: at 100k rules,
+    /// a 70 MB pack held through the merge and formatting, a sixth of the peak.
+    pub fn close(&mut self) {
+        self.repo = None;
+    }
+
     /// Lists the rule files of the commit into [`Snapshot::files`].
     pub fn list_files(&mut self) -> Result<()> {
         let listed = self
-            .repo
+            .repo()?
             .find_commit(self.commit)
             .and_then(|c| c.tree())
             .and_then(|tree| rule_files(&tree, &self.filter));
