@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             candidates.push(Candidate {
                 source: i % 2,
                 path: format!("dir/{}.yml", i / 2),
-                rule,
+                rule: Box::new(rule),
                 link: None,
                 remembered: None,
             });

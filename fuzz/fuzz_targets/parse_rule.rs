@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
             .map(|rule| Candidate {
                 source: 0,
                 path: "rule.yml".into(),
-                rule,
+                rule: Box::new(rule),
                 link: None,
                 remembered: None,
             })
