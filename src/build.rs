@@ -16,13 +16,13 @@ use crate::diff;
 use crate::emit;
 use crate::error::{Error, Result};
 use crate::findings::{Code, Finding, Severity};
-use crate::hash::GitId;
+use crate::hash::{GitId, git_id};
 use crate::merge::{self, Candidate};
 use crate::parse::{self, Limits, ParsedFile};
 use crate::relate::{self, AttackIndex};
 use crate::report::{SourceSummary, Stopwatch, Summary, Timing};
 use crate::sources::{self, Snapshot};
-use crate::state::key::{self, BuildKey, FilterKey, ParseKey};
+use crate::state::key::{self, BuildKey, FilterKey};
 use crate::state::reason::{LedgerWhy, Reason};
 use crate::state::{
     self, AttackCache, BlobInfo, BuildRecord, Digest, ParseCache, SourceState, Sources, State,
@@ -623,7 +623,7 @@ fn walk_sources(
                 files: snap
                     .files
                     .iter()
-                    .map(|f| (f.path.clone(), state::blob_id(f.blob)))
+                    .map(|f| (f.path.clone(), git_id(f.blob)))
                     .collect(),
                 // Moved in from `histories` once the build is done with them.
                 history: diff::History::default(),
@@ -656,11 +656,11 @@ fn parse_rules<'s>(
     let mut jobs: Vec<FileJob> = Vec::new();
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
-            let (content, key) = match cache.blobs.get_mut(&state::blob_id(f.blob)) {
+            let (content, key) = match cache.blobs.get_mut(&git_id(f.blob)) {
                 Some(b) => {
                     if !keys_valid {
                         // Another parser: the content is known, its key is computed anew.
-                        b.key = key::digest(&ParseKey::new(&b.content.hex(), &config.limits));
+                        b.key = key::parse_key(&b.content, &config.limits);
                     }
                     (Some(b.content), Some(b.key))
                 }
@@ -698,7 +698,7 @@ fn parse_rules<'s>(
             }
         }
         let info = BlobInfo { content, key };
-        cache.blobs.insert(state::blob_id(jobs[i].blob), info);
+        cache.blobs.insert(git_id(jobs[i].blob), info);
         jobs[i].content = Some(content);
         jobs[i].key = Some(key);
     }
@@ -711,7 +711,7 @@ fn parse_rules<'s>(
         }
         keep
     });
-    let blobs: HashSet<state::BlobId> = jobs.iter().map(|j| state::blob_id(j.blob)).collect();
+    let blobs: HashSet<state::BlobId> = jobs.iter().map(|j| git_id(j.blob)).collect();
     cache.blobs.retain(|blob, _| blobs.contains(blob));
     Ok(Parsed {
         jobs,
@@ -758,7 +758,7 @@ fn read_and_parse(
                 .map_err(|e| failed(e.message().to_string()))?;
             let bytes = blob.content();
             let content = Digest::of(bytes);
-            let key = key::digest(&ParseKey::new(&content.hex(), limits));
+            let key = key::parse_key(&content, limits);
             let parsed = (!known(&key)).then(|| parse::parse_file(bytes, limits));
             Ok((i, content, key, parsed))
         })

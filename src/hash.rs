@@ -210,48 +210,28 @@ pub fn git_id(oid: git2::Oid) -> GitId {
 
 /// A SHA-256 digest as its 32 bytes: a rule file's content hash or a parse key, as the state keeps
 /// them for every rule file (copied, compared and saved as bytes; hex only where a person reads it).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Digest(pub [u8; 32]);
-
-/// The bytes' order ([`Bytes`]'s, without a call per compare).
-impl Ord for Digest {
-    fn cmp(&self, other: &Digest) -> std::cmp::Ordering {
-        Bytes(self.0).cmp(&Bytes(other.0))
-    }
-}
-
-impl PartialOrd for Digest {
-    fn partial_cmp(&self, other: &Digest) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Serialize for Digest {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        Bytes(self.0).serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
-        Bytes::deserialize(deserializer).map(|b| Digest(b.0))
-    }
-}
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Digest(pub Bytes<32>);
 
 impl Digest {
     /// The SHA-256 of `bytes`.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(Sha256::digest(bytes).into())
+        Digest(Bytes(Sha256::digest(bytes).into()))
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0.0
     }
 
     /// Its 64 hex digits.
     pub fn hex(&self) -> String {
-        hex(&self.0)
+        hex(self.bytes())
     }
 
     /// Its 64 hex digits, in `buf`: for look-ups by the hex form without an allocation.
     pub fn hex_in<'b>(&self, buf: &'b mut [u8; 64]) -> &'b str {
-        hex_into(&self.0, buf)
+        hex_into(self.bytes(), buf)
     }
 }
 
@@ -269,7 +249,7 @@ impl std::fmt::Debug for Digest {
 
 /// Hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
+    Digest::of(bytes).hex()
 }
 
 /// Lower-case hex of `bytes`.
@@ -353,7 +333,7 @@ mod tests {
             b[..shared].copy_from_slice(&a[..shared]);
             proptest::prop_assert_eq!(Bytes(a).cmp(&Bytes(b)), a.cmp(&b));
             let (da, db) = (Digest::of(&a), Digest::of(&b));
-            proptest::prop_assert_eq!(da.cmp(&db), da.0.cmp(&db.0));
+            proptest::prop_assert_eq!(da.cmp(&db), da.bytes().cmp(db.bytes()));
         }
     }
 

@@ -270,7 +270,7 @@ pub fn value_key(parse_key: &crate::hash::Digest, v: &Value, related: &[Relation
     // Fixed-size fields as bytes, first: no text made for them.
     buf.extend_from_slice(&v.rule.index.to_le_bytes());
     buf.extend_from_slice(v.uuid.as_bytes());
-    buf.extend_from_slice(&parse_key.0);
+    buf.extend_from_slice(parse_key.bytes());
     let (source, url) = match &v.provenance {
         Some(p) => (p.source.as_str(), p.url.as_deref().unwrap_or("\u{1}")),
         None => ("\u{1}", "\u{1}"),

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::sha256_hex;
+use super::Digest;
 use crate::config::{Config, GalaxyInfo, PathFilter};
 use crate::parse::Limits;
 use crate::sources::Snapshot;
@@ -23,13 +23,13 @@ pub fn parser_stamp(limits: &Limits) -> u32 {
 
 /// Hashes a key struct.
 pub fn hash<K: Serialize>(key: &K) -> String {
-    // Serialising plain structs of strings and numbers cannot fail.
-    sha256_hex(&serde_json::to_vec(key).unwrap_or_default())
+    digest(key).hex()
 }
 
 /// Hashes a key struct, as the bytes of its digest (the keys the state keeps per rule file).
-pub fn digest<K: Serialize>(key: &K) -> super::Digest {
-    super::Digest::of(&serde_json::to_vec(key).unwrap_or_default())
+pub fn digest<K: Serialize>(key: &K) -> Digest {
+    // Serialising plain structs of strings and numbers cannot fail.
+    Digest::of(&serde_json::to_vec(key).unwrap_or_default())
 }
 
 /// What a parsed record depends on.
@@ -50,6 +50,11 @@ impl<'a> ParseKey<'a> {
             limits,
         }
     }
+}
+
+/// The [`ParseKey`] hash of a file whose bytes hash to `content`.
+pub fn parse_key(content: &Digest, limits: &Limits) -> Digest {
+    digest(&ParseKey::new(&content.hex(), limits))
 }
 
 /// What the list of a source's rule files and its history walk depend on.

@@ -203,11 +203,6 @@ pub struct AttackCache {
 /// A git blob id, as its bytes.
 pub type BlobId = crate::hash::GitId;
 
-/// The [`BlobId`] of a blob.
-pub fn blob_id(oid: git2::Oid) -> BlobId {
-    crate::hash::git_id(oid)
-}
-
 /// What the cache knows of one blob.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobInfo {
@@ -244,7 +239,7 @@ pub type Shards = std::collections::BTreeSet<String>;
 
 /// The shard a parse key lives in: its first two hex digits.
 pub fn shard_of(key: &Digest) -> String {
-    format!("{:02x}", key.0[0])
+    format!("{:02x}", key.bytes()[0])
 }
 
 /// Why a state file was not used.
@@ -561,9 +556,9 @@ pub fn save_parsed(
     let mut present: BTreeSet<String> = BTreeSet::new();
     let mut last = None;
     for key in parsed.entries.keys() {
-        if last != Some(key.0[0]) {
+        if last != Some(key.bytes()[0]) {
             present.insert(shard_of(key));
-            last = Some(key.0[0]);
+            last = Some(key.bytes()[0]);
         }
     }
     // Shards to write or remove: the dirty ones, any on disk that did not load, and any that holds
@@ -585,12 +580,13 @@ pub fn save_parsed(
         let Ok(first) = u8::from_str_radix(shard, 16) else {
             return BTreeMap::new();
         };
-        let mut start = Digest::default();
-        start.0[0] = first;
+        let mut start = [0u8; 32];
+        start[0] = first;
+        let start = Digest(crate::hash::Bytes(start));
         parsed
             .entries
             .range(start..)
-            .take_while(|(k, _)| k.0[0] == first)
+            .take_while(|(k, _)| k.bytes()[0] == first)
             .collect()
     };
     let todo: Vec<&str> = todo.into_iter().collect();
@@ -747,9 +743,9 @@ mod tests {
 
     /// A parse key in shard `first` (its first byte).
     fn key_in(first: u8) -> Digest {
-        let mut key = Digest::of(&[first]);
-        key.0[0] = first;
-        key
+        let mut key = *Digest::of(&[first]).bytes();
+        key[0] = first;
+        Digest(crate::hash::Bytes(key))
     }
 
     /// Saves `p` into a state folder that has no parse cache yet: every shard is written.
