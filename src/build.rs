@@ -248,10 +248,11 @@ pub fn build(config: &Config) -> Result<Summary> {
     let (jobs, parsed_count) = (parsed.jobs, parsed.count);
     clock.lap("merge");
     // relate, then emit.
-    let related = relate::relate(&values, attack.as_ref().map(|a| &a.index));
-    if let Some(attack) = &attack {
-        warnings.extend(unknown_attack_tags(&values, &names, &attack.index));
-    }
+    let relate::Related {
+        links: related,
+        unknown_tags,
+    } = relate::relate(&values, attack.as_ref().map(|a| &a.index));
+    warnings.extend(unknown_attack_tags(&values, &names, &unknown_tags));
     warnings.sort();
     let errors: Vec<&Finding> = warnings
         .iter()
@@ -475,21 +476,24 @@ fn refuse_to_empty(
 fn unknown_attack_tags(
     values: &[merge::Value],
     names: &[String],
-    index: &AttackIndex,
+    unknown: &[(usize, usize)],
 ) -> Vec<Finding> {
-    let mut out = Vec::new();
-    for v in values {
-        for tag in v.rule.tags.iter().filter(|t| index.is_unknown(t)) {
-            out.push(Finding::new(
+    unknown
+        .iter()
+        .map(|&(at, n)| {
+            let v = &values[at];
+            Finding::new(
                 &names[v.source],
                 &v.path,
                 Some(v.rule.line),
                 Code::UnknownAttackTag,
-                format!("tag {tag:?} matches nothing in the ATT&CK clusters"),
-            ));
-        }
-    }
-    out
+                format!(
+                    "tag {:?} matches nothing in the ATT&CK clusters",
+                    v.rule.tags[n]
+                ),
+            )
+        })
+        .collect()
 }
 
 /// What walking the sources' histories gave.

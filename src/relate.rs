@@ -35,13 +35,67 @@ use crate::merge::{Value, parse_id};
 pub const ATTACK_LINK_TAG: &str = "estimative-language:likelihood-probability=\"almost-certain\"";
 
 /// One `related` entry of a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Relation {
     pub dest: Uuid,
+    pub kind: RelationKind,
+}
+
+/// What a link says: its MISP relationship type and tags follow from it (see the table above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationKind {
+    /// To an ATT&CK value, from a tag.
+    Attack,
+    DerivedFrom,
+    Obsoletes,
+    MergedFrom,
+    RenamedFrom,
+    Similar,
+    Correlates,
+}
+
+impl RelationKind {
     /// MISP relationship type.
-    pub kind: &'static str,
+    pub fn misp_type(self) -> &'static str {
+        match self {
+            RelationKind::Attack => "related-to",
+            RelationKind::DerivedFrom => "derived-from",
+            RelationKind::Obsoletes => "obsoletes",
+            RelationKind::MergedFrom => "merged-from",
+            RelationKind::RenamedFrom => "renamed-from",
+            RelationKind::Similar => "similar",
+            RelationKind::Correlates => "correlates",
+        }
+    }
+
     /// Tags on the relationship (the ATT&CK likelihood tag, or none).
-    pub tags: &'static [&'static str],
+    pub fn tags(self) -> &'static [&'static str] {
+        match self {
+            RelationKind::Attack => &[ATTACK_LINK_TAG],
+            _ => &[],
+        }
+    }
+}
+
+/// The links of every value, and the tags that name ATT&CK ids the clusters do not have.
+#[derive(Debug, Default)]
+pub struct Related {
+    /// The `related` list of every value, by position in the values.
+    pub links: Vec<Vec<Relation>>,
+    /// (value position, tag position) of each tag [`AttackIndex::is_unknown`] holds, in order: found
+    /// while the tags are looked up for links, not by looking them all up again.
+    pub unknown_tags: Vec<(usize, usize)>,
+}
+
+/// What an [`AttackIndex`] says of one tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagLinks<'a> {
+    /// An ATT&CK id the clusters have: the uuids of its values.
+    Known(&'a [Uuid]),
+    /// An ATT&CK id (technique, group or software) the clusters read do not have.
+    Unknown,
+    /// Any other tag (a tactic, a CVE), or an id of a kind whose cluster file was not there.
+    Other,
 }
 
 /// ATT&CK external ids (`T1059.001`, `G0007`, `S0002`) to the uuids of the values that carry them.
@@ -109,12 +163,36 @@ impl AttackIndex {
     /// `attack.s0002`) that the clusters read do not have. Kinds whose cluster file was not there are
     /// never unknown; tactics and other tags are not ids.
     pub fn is_unknown(&self, tag: &str) -> bool {
+        self.links(tag) == TagLinks::Unknown
+    }
+
+    /// The uuids a Sigma tag links to (in cluster order); empty for other tags.
+    pub fn lookup(&self, tag: &str) -> &[Uuid] {
+        match self.links(tag) {
+            TagLinks::Known(uuids) => uuids,
+            TagLinks::Unknown | TagLinks::Other => &[],
+        }
+    }
+
+    /// What the index says of `tag`: looked up once, whether it links or is reported.
+    pub fn links(&self, tag: &str) -> TagLinks<'_> {
         let Some(rest) = tag.strip_prefix("attack.") else {
-            return false;
+            return TagLinks::Other;
         };
         let Some(map) = self.map_of(rest) else {
-            return false;
+            return TagLinks::Other;
         };
+        // Upper-cased on the stack: every tag of every rule is looked up. An id longer than the
+        // buffer is none of ATT&CK's.
+        let mut buf = [0u8; 32];
+        let found = buf.get_mut(..rest.len()).and_then(|upper| {
+            upper.copy_from_slice(rest.as_bytes());
+            upper.make_ascii_uppercase();
+            std::str::from_utf8(upper).ok().and_then(|key| map.get(key))
+        });
+        if let Some(uuids) = found {
+            return TagLinks::Known(uuids);
+        }
         // (The kind letter is ASCII: `map_of` knew it.)
         let (kind, id) = rest.split_at(1);
         let (main, sub) = id.split_once('.').unwrap_or((id, "000"));
@@ -122,7 +200,10 @@ impl AttackIndex {
         let looks_like_id = digits(main, 4)
             && (kind != "t" && kind != "T" || digits(sub, 3))
             && (kind == "t" || kind == "T" || !id.contains('.'));
-        looks_like_id && !map.is_empty() && self.lookup(tag).is_empty()
+        match looks_like_id && !map.is_empty() {
+            true => TagLinks::Unknown,
+            false => TagLinks::Other,
+        }
     }
 
     /// The map for the kind letter an ATT&CK id starts with (`t1059`, `G0007`: either case).
@@ -133,28 +214,6 @@ impl AttackIndex {
             b's' | b'S' => Some(&self.software),
             _ => None,
         }
-    }
-
-    /// The uuids a Sigma tag links to (in cluster order); empty for other tags.
-    pub fn lookup(&self, tag: &str) -> &[Uuid] {
-        let Some(rest) = tag.strip_prefix("attack.") else {
-            return &[];
-        };
-        let Some(map) = self.map_of(rest) else {
-            return &[];
-        };
-        // Upper-cased on the stack: every tag of every rule is looked up. An id longer than the
-        // buffer is none of ATT&CK's.
-        let mut buf = [0u8; 32];
-        let Some(upper) = buf.get_mut(..rest.len()) else {
-            return &[];
-        };
-        upper.copy_from_slice(rest.as_bytes());
-        upper.make_ascii_uppercase();
-        std::str::from_utf8(upper)
-            .ok()
-            .and_then(|key| map.get(key))
-            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -206,20 +265,20 @@ pub fn attack_checksum(dir: &Path) -> Result<String> {
     Ok(crate::hash::checksum(&all))
 }
 
-/// MISP relationship type for a Sigma `related.type`.
-pub fn sigma_relation(kind: &str) -> Option<&'static str> {
+/// The link a Sigma `related.type` makes.
+pub fn sigma_relation(kind: &str) -> Option<RelationKind> {
     Some(match kind.to_ascii_lowercase().as_str() {
-        "derived" => "derived-from",
-        "obsolete" => "obsoletes",
-        "merged" => "merged-from",
-        "renamed" => "renamed-from",
-        "similar" => "similar",
+        "derived" => RelationKind::DerivedFrom,
+        "obsolete" => RelationKind::Obsoletes,
+        "merged" => RelationKind::MergedFrom,
+        "renamed" => RelationKind::RenamedFrom,
+        "similar" => RelationKind::Similar,
         _ => return None,
     })
 }
 
-/// The `related` list of every value, by position in `values`.
-pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relation>> {
+/// The `related` list of every value (by position in `values`), and the unknown ATT&CK tags.
+pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Related {
     // Targets by the rule's own id (even when a duplicate got a derived uuid, the id names the first)
     // and by correlation `name`.
     let mut by_id: HashMap<Uuid, Uuid> = HashMap::new();
@@ -232,9 +291,11 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
             by_name.entry(name).or_insert(v.uuid);
         }
     }
-    values
+    let mut unknown_tags = Vec::new();
+    let links = values
         .iter()
-        .map(|v| {
+        .enumerate()
+        .map(|(at, v)| {
             let mut out: Vec<Relation> = Vec::new();
             let mut push = |r: Relation| {
                 if r.dest != v.uuid && !out.iter().any(|o| o.dest == r.dest && o.kind == r.kind) {
@@ -242,13 +303,18 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
                 }
             };
             if let Some(index) = attack {
-                for tag in &v.rule.tags {
-                    for &dest in index.lookup(tag) {
-                        push(Relation {
-                            dest,
-                            kind: "related-to",
-                            tags: &[ATTACK_LINK_TAG],
-                        });
+                for (n, tag) in v.rule.tags.iter().enumerate() {
+                    match index.links(tag) {
+                        TagLinks::Known(dests) => {
+                            for &dest in dests {
+                                push(Relation {
+                                    dest,
+                                    kind: RelationKind::Attack,
+                                });
+                            }
+                        }
+                        TagLinks::Unknown => unknown_tags.push((at, n)),
+                        TagLinks::Other => {}
                     }
                 }
             }
@@ -259,11 +325,7 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
                 ) else {
                     continue;
                 };
-                push(Relation {
-                    dest: *dest,
-                    kind,
-                    tags: &[],
-                });
+                push(Relation { dest: *dest, kind });
             }
             for target in &v.rule.correlates {
                 let dest = parse_id(target)
@@ -272,14 +334,17 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Vec<Vec<Relatio
                 if let Some(dest) = dest {
                     push(Relation {
                         dest: *dest,
-                        kind: "correlates",
-                        tags: &[],
+                        kind: RelationKind::Correlates,
                     });
                 }
             }
             out
         })
-        .collect()
+        .collect();
+    Related {
+        links,
+        unknown_tags,
+    }
 }
 
 #[cfg(test)]
@@ -348,16 +413,17 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let rel = relate(&[v], Some(&index()));
+        let related = relate(&[v], Some(&index()));
+        let rel = &related.links;
         let dests: Vec<u128> = rel[0].iter().map(|r| r.dest.as_u128()).collect();
         assert_eq!(dests, vec![100, 101, 102, 200, 300]);
-        assert!(
-            rel[0]
-                .iter()
-                .all(|r| r.kind == "related-to" && r.tags == [ATTACK_LINK_TAG])
-        );
+        assert!(rel[0].iter().all(|r| r.kind == RelationKind::Attack
+            && r.kind.misp_type() == "related-to"
+            && r.kind.tags() == [ATTACK_LINK_TAG]));
+        // Found on the way: the technique the clusters lack (tactics and CVEs are not ids).
+        assert_eq!(related.unknown_tags, vec![(0, 5)]);
         let none = relate(&[value(1, None, None)], None);
-        assert!(none[0].is_empty());
+        assert!(none.links[0].is_empty() && none.unknown_tags.is_empty());
     }
 
     #[test]
@@ -379,13 +445,12 @@ mod tests {
             },
         ];
         let t = value(2, Some(target), None);
-        let rel = relate(&[v, t], None);
+        let rel = relate(&[v, t], None).links;
         assert_eq!(
             rel[0],
             vec![Relation {
                 dest: Uuid::from_u128(2),
-                kind: "derived-from",
-                tags: &[]
+                kind: RelationKind::DerivedFrom,
             }]
         );
         assert!(rel[1].is_empty());
@@ -399,9 +464,9 @@ mod tests {
         c.rule.correlates = vec![id.into(), "failed_logon".into(), "missing".into()];
         let by_id = value(2, Some(id), None);
         let by_name = value(3, None, Some("failed_logon"));
-        let rel = relate(&[c, by_id, by_name], None);
+        let rel = relate(&[c, by_id, by_name], None).links;
         let dests: Vec<u128> = rel[0].iter().map(|r| r.dest.as_u128()).collect();
         assert_eq!(dests, vec![2, 3]);
-        assert!(rel[0].iter().all(|r| r.kind == "correlates"));
+        assert!(rel[0].iter().all(|r| r.kind == RelationKind::Correlates));
     }
 }
