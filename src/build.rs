@@ -178,7 +178,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     let parsed_sums = if writes {
         state::save_parsed(
             &config.state,
-            &parsed.cache,
+            &mut parsed.cache,
             &parsed.dirty,
             &prev.shards,
             &prev.checksums,
@@ -309,6 +309,22 @@ pub fn build(config: &Config) -> Result<Summary> {
     let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
     let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
     let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);
+    // The values to be formatted afresh need their rules' details, which the records that came from
+    // the parse cache left in its files (see `parse::Body::left_in`): read back now, a shard file
+    // at a time. In a small change they are a few dozen of 100k.
+    let old = emit::old_spans(previous, &value_keys);
+    state::fill_details(
+        &config.state,
+        &prev.checksums,
+        values
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, v)| v.rule.details.in_shard() && old.get(*i).is_none_or(Option::is_none))
+            .filter_map(|(_, v)| {
+                let key = parse_keys.get(&(v.source, v.path.as_str()))?;
+                Some((key, &mut v.rule.details))
+            }),
+    )?;
     clock.lap("value keys");
     // The cluster goes to its temporary file as it is formatted, so its text is never held whole
     // beside the records (value versions rewrite the whole text, so they keep it in memory).
@@ -322,6 +338,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         &related,
         &value_keys,
         previous,
+        &old,
         stage.as_mut(),
     )?;
     if let Some(p) = &mut prior_cluster {

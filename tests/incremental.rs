@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
-use crate::harness::{Env, Repo, rule};
+use crate::harness::{Env, Repo, by_title, rule};
 
 /// The default galaxy (and cluster) uuid.
 const GALAXY: Uuid = Uuid::from_u128(0x9cf7cd2e_d5f1_48c4_9909_7896ba1c96b2);
@@ -651,6 +651,41 @@ fn incremental_builds_equal_clean_builds_and_parse_only_new_content() {
     repo.write("windows/rule6.yml", id_rule(6, 3, 0));
     let s = step_and_compare(&env, &mut repo, &mut built, "folder deleted");
     assert_eq!(s["removed"], 2);
+
+    // A rule left as it is whose link's target changes id is formatted afresh, with the details its
+    // record left in the parse cache's files (read back, not held in memory), as a clean build has them.
+    repo.write(
+        "windows/linked.yml",
+        format!(
+            "{}\nrelated:\n    - id: {}\n      type: derived\n",
+            doc_text("Linked", Some(&id(50)), 0, 0),
+            id(6)
+        ),
+    );
+    step_and_compare(&env, &mut repo, &mut built, "a rule linked to another");
+    let linked = |env: &Env| by_title(&env.json(&format!("out/{CLUSTER}")))["Linked"].clone();
+    let before = linked(&env);
+    assert_eq!(
+        before["related"].as_array().map(Vec::len),
+        Some(1),
+        "{before:#}"
+    );
+    repo.write(
+        "windows/rule6.yml",
+        rule_text("Rule 6", Some(&id(60)), 0, 0),
+    );
+    let s = step_and_compare(&env, &mut repo, &mut built, "the link's target changes id");
+    assert_eq!(s["parsed"], 1, "only the target is parsed");
+    let after = linked(&env);
+    assert!(after.get("related").is_none(), "{after:#}");
+    assert!(
+        after["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("Linked"))
+            && after["description"] == before["description"]
+            && after["meta"]["refs"] == before["meta"]["refs"],
+        "{after:#}"
+    );
 }
 
 /// A history in which no commit ever had a rule file: the version of the (empty) cluster is the same

@@ -58,13 +58,18 @@ pub fn galaxy_path(out: &Path, kind: &str) -> PathBuf {
 }
 
 /// Appends one value, formatted as it stands in a cluster's `values` list (misp-galaxy formatting,
-/// nested two levels deep), written straight to text: keys below are in sorted order.
-fn write_value(out: &mut String, v: &Value, related: &[Relation]) {
+/// nested two levels deep), written straight to text: keys below are in sorted order. False, and
+/// nothing written, when the rule's details are still in the parse cache (see [`Body::fill`]).
+///
+/// [`Body::fill`]: crate::parse::Body::fill
+fn write_value(out: &mut String, v: &Value, related: &[Relation]) -> bool {
     fn text(t: Option<&str>) -> Option<&str> {
         t.filter(|t| !t.is_empty())
     }
     let r = &v.rule;
-    let details = r.details.get();
+    let Some(details) = r.details.loaded() else {
+        return false;
+    };
     let d = details.as_ref();
     let mut refs: Vec<&str> = Vec::new();
     for reference in d
@@ -138,6 +143,7 @@ fn write_value(out: &mut String, v: &Value, related: &[Relation]) {
     w.string("uuid", &v.uuid.to_string());
     w.string("value", &v.title);
     w.finish();
+    true
 }
 
 fn nonempty(list: &[String]) -> Vec<&str> {
@@ -379,6 +385,19 @@ pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a
     })
 }
 
+/// Where `previous` has the text of each value, by value index, from the values' [`value_key`]s
+/// (empty without a previous file): looked up once, in parallel, for [`cluster_content`] and for
+/// the build, which fills the details of the values that will be formatted afresh.
+pub fn old_spans(previous: Option<Previous<'_>>, keys: &[ValueKey]) -> Vec<Option<Span>> {
+    match previous {
+        Some(p) => keys
+            .par_iter()
+            .map(|k| p.fingerprint.spans.get(k).copied())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 /// The previous file's texts for one batch of values: the spans the batch can reuse, read in a few
 /// sequential pieces (spans closer than [`Reused::GAP`] are read together).
 ///
@@ -397,7 +416,7 @@ impl Reused {
     /// Bytes between two spans below which both are read in one piece.
     const GAP: usize = 64 * 1024;
 
-    fn read(previous: Option<Previous<'_>>, batch: &[usize], keys: &[ValueKey]) -> Self {
+    fn read(previous: Option<Previous<'_>>, batch: &[usize], old: &[Option<Span>]) -> Self {
         use std::io::{Read as _, Seek as _, SeekFrom};
         let mut reused = Reused::default();
         let Some(p) = previous else {
@@ -406,7 +425,7 @@ impl Reused {
         let mut wanted: Vec<(usize, usize, usize, TextHash)> = batch
             .iter()
             .filter_map(|&i| {
-                let span = p.fingerprint.spans.get(keys.get(i)?)?;
+                let span = old.get(i).copied().flatten()?;
                 Some((span.at, span.len, i, span.hash))
             })
             .collect();
@@ -506,7 +525,8 @@ impl Sink<'_> {
 /// The cluster without its version, formatted: values are formatted in parallel and spliced into the
 /// formatted head, which gives the same text as formatting the whole cluster as one JSON tree. `keys`
 /// are the values' [`value_key`]s (by value index; empty: none, nothing reused or recorded); a value
-/// whose key the `previous` file has is copied from it, not formatted again.
+/// whose key the `previous` file has (`old`, from [`old_spans`]) is copied from it, not formatted
+/// again.
 ///
 /// With a `stage`, the text goes to it batch by batch as it is formatted, up to (not including) the
 /// cluster's closing `}` line, where [`write()`] appends `version`; the returned content's `parts` are
@@ -517,6 +537,7 @@ pub fn cluster_content(
     related: &[Vec<Relation>],
     keys: &[ValueKey],
     previous: Option<Previous<'_>>,
+    old: &[Option<Span>],
     stage: Option<&mut Stage>,
 ) -> Result<Content> {
     /// Values are written in runs of this many, one string per run, so that a few large buffers
@@ -532,12 +553,14 @@ pub fn cluster_content(
         None => Sink::Parts(Vec::new()),
     };
     let head = json::to_misp_json(&cluster_head(info, Vec::new()));
-    // Per run: its text, and per value its text hash and text span in the run.
-    type Run = (Vec<u8>, Vec<(TextHash, (usize, usize))>);
+    // Per run: its text, and per value its text hash and text span in the run; the first value it
+    // could not format, if any.
+    type Run = (Vec<u8>, Vec<(TextHash, (usize, usize))>, Option<usize>);
     let format_run = |reused: &Reused, run: &[usize]| -> Run {
         let mut text = Vec::with_capacity(run.len() * 2048);
         let mut hashes = Vec::with_capacity(run.len());
         let mut fresh = String::new();
+        let mut unloaded = None;
         for (n, &i) in run.iter().enumerate() {
             if n > 0 {
                 text.extend_from_slice(SEPARATOR.as_bytes());
@@ -550,18 +573,17 @@ pub fn cluster_content(
                 }
                 None => {
                     fresh.clear();
-                    write_value(
-                        &mut fresh,
-                        &values[i],
-                        related.get(i).map_or(&[], Vec::as_slice),
-                    );
+                    let related = related.get(i).map_or(&[][..], Vec::as_slice);
+                    if !write_value(&mut fresh, &values[i], related) {
+                        unloaded.get_or_insert(i);
+                    }
                     text.extend_from_slice(fresh.as_bytes());
                     text_hash(fresh.as_bytes())
                 }
             };
             hashes.push((hash, (start, text.len() - start)));
         }
-        (text, hashes)
+        (text, hashes, unloaded)
     };
     // Where each value's text lands in the file, by its key, for the next build to reuse; and each
     // value's uuid and text hash, in file order.
@@ -574,12 +596,24 @@ pub fn cluster_content(
             sink.push(opening.into_bytes())?;
             let mut n = 0;
             for batch in order.chunks(BATCH) {
-                let reused = Reused::read(previous, batch, keys);
+                let reused = Reused::read(previous, batch, old);
                 let runs: Vec<Run> = batch
                     .par_chunks(RUN)
                     .map(|run| format_run(&reused, run))
                     .collect();
-                for (run, run_hashes) in runs {
+                for (run, run_hashes, unloaded) in runs {
+                    if let Some(i) = unloaded {
+                        // The build fills the details of every value it does not expect to copy; one
+                        // more means the previous file could not be read where it was expected.
+                        return Err(Error::Input {
+                            path: PathBuf::from(&values[i].path),
+                            message:
+                                "its details were not read back from the parse cache, and its \
+                                      previous text could not be copied: run the build again, or \
+                                      with --full"
+                                    .into(),
+                        });
+                    }
                     if n > 0 {
                         sink.push(SEPARATOR.into())?;
                         at += SEPARATOR.len();
@@ -973,6 +1007,19 @@ fn count_changes<K: Ord, V: Eq>(
 mod tests {
     use super::*;
 
+    /// [`cluster_content`] with the old spans looked up.
+    fn spliced_content(
+        info: &GalaxyInfo,
+        values: &[Value],
+        related: &[Vec<Relation>],
+        keys: &[ValueKey],
+        previous: Option<Previous<'_>>,
+        stage: Option<&mut Stage>,
+    ) -> Result<Content> {
+        let old = old_spans(previous, keys);
+        cluster_content(info, values, related, keys, previous, &old, stage)
+    }
+
     fn content(n: u64) -> Json {
         json!({"type": "t", "values": [{"uuid": "u", "value": n.to_string()}]})
     }
@@ -1132,7 +1179,7 @@ mod tests {
         };
         let related = vec![Vec::new(); first.len()];
         let old =
-            cluster_content(&info, &first, &related, &keys(&first), None, None).expect("text");
+            spliced_content(&info, &first, &related, &keys(&first), None, None).expect("text");
         assert_eq!(old.spans.len(), first.len());
         let old_file = plan(PathBuf::from("c.json"), old, None, None, 1);
         let text = old_file.parts().concat();
@@ -1153,9 +1200,9 @@ mod tests {
             file: &old_text,
             fingerprint: &old_file.fingerprint,
         };
-        let spliced = cluster_content(&info, &next, &related, &keys(&next), Some(previous), None)
+        let spliced = spliced_content(&info, &next, &related, &keys(&next), Some(previous), None)
             .expect("text");
-        let formatted = cluster_content(&info, &next, &related, &[], None, None).expect("text");
+        let formatted = spliced_content(&info, &next, &related, &[], None, None).expect("text");
         assert_eq!(spliced.parts.concat(), formatted.parts.concat());
         assert_eq!(spliced.values, formatted.values);
         assert_eq!(spliced.hash, formatted.hash);
@@ -1173,7 +1220,7 @@ mod tests {
             file: &marked,
             fingerprint: &old_file.fingerprint,
         };
-        let copied = cluster_content(&info, &next, &related, &keys(&next), Some(previous), None)
+        let copied = spliced_content(&info, &next, &related, &keys(&next), Some(previous), None)
             .expect("text");
         assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
         // The recorded spans are where the values are.
@@ -1204,7 +1251,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("tmp");
             let path = cluster_path(dir.path(), &info.kind);
             let mut stage = streamed.then(|| Stage::new(&path, false).expect("stage"));
-            let c = cluster_content(
+            let c = spliced_content(
                 &info,
                 values,
                 &related[..values.len()],
@@ -1250,7 +1297,7 @@ mod tests {
             .iter()
             .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
             .collect();
-        let old = cluster_content(&info, &values, &related, &keys, None, None).expect("text");
+        let old = spliced_content(&info, &values, &related, &keys, None, None).expect("text");
         let old = plan(PathBuf::from("c.json"), old, None, None, 1);
         let mut text = old.parts().concat();
         for v in [&values[0], &values[8999]] {
@@ -1276,7 +1323,7 @@ mod tests {
             .iter()
             .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
             .collect();
-        let spliced = cluster_content(
+        let spliced = spliced_content(
             &info,
             &next,
             &related[..next.len()],
@@ -1287,7 +1334,7 @@ mod tests {
         .expect("text")
         .parts
         .concat();
-        let formatted = cluster_content(&info, &next, &related[..next.len()], &[], None, None)
+        let formatted = spliced_content(&info, &next, &related[..next.len()], &[], None, None)
             .expect("text")
             .parts
             .concat();
@@ -1298,14 +1345,14 @@ mod tests {
         assert_eq!(spliced.replace("Mark ", "Rule "), formatted);
         // Every value was reused, from two pieces of the old file.
         let batch = sorted(&next);
-        let reused = Reused::read(Some(previous), &batch, &keys);
+        let reused = Reused::read(Some(previous), &batch, &old_spans(Some(previous), &keys));
         assert_eq!((reused.texts.len(), reused.pieces.len()), (next.len(), 2));
         // A dry run hashes the same bytes and writes nothing.
         let dir = tempfile::tempdir().expect("tmp");
         let path = cluster_path(dir.path(), &info.kind);
         let mut stage = Stage::new(&path, true).expect("stage");
         let c =
-            cluster_content(&info, &values, &related, &[], None, Some(&mut stage)).expect("text");
+            spliced_content(&info, &values, &related, &[], None, Some(&mut stage)).expect("text");
         let w = write(
             dir.path(),
             &info.kind,

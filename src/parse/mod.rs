@@ -154,7 +154,12 @@ pub struct Details {
 /// A rule's [`Details`], kept encoded (one allocation) while the rule comes from the parse cache and
 /// decoded only when its value is formatted afresh: a build that copies an unchanged value's text
 /// never decodes them, and never frees their strings one by one. A freshly parsed rule holds them
-/// decoded. Either way it reads, compares and saves the same.
+/// decoded or encoded; either way it reads, compares and saves the same.
+///
+/// A rule loaded from a parse-cache shard by [`Body::left_in`] does not even copy them: its body only
+/// says where its bytes are in that shard file, and [`Body::fill`] copies them from the file when
+/// its value must be formatted afresh, or its shard rewritten (a 10-rule build at 100k rules copies a
+/// few dozen, where it held 44 MB of them). Until then [`Body::get`] has nothing to give.
 #[derive(Clone)]
 pub struct Body(BodyRepr);
 
@@ -163,6 +168,16 @@ enum BodyRepr {
     Decoded(Box<Details>),
     /// postcard encoding of the [`Details`], as saved in the parse cache.
     Encoded(Box<[u8]>),
+    /// The encoding is the `len` bytes at `at` in the body of the shard file it was decoded from.
+    InShard {
+        at: u32,
+        len: u32,
+    },
+}
+
+thread_local! {
+    /// While [`Body::left_in`] decodes a shard on this thread: where the shard's bytes are.
+    static SHARD: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
 }
 
 impl Body {
@@ -175,25 +190,72 @@ impl Body {
         }
     }
 
-    /// The details, decoded if need be. (An encoding that does not decode, which the parse cache's
-    /// checksums rule out, reads as no details.)
-    pub fn get(&self) -> std::borrow::Cow<'_, Details> {
-        match &self.0 {
-            BodyRepr::Decoded(d) => std::borrow::Cow::Borrowed(d),
-            BodyRepr::Encoded(bytes) => {
-                std::borrow::Cow::Owned(postcard::from_bytes(bytes).unwrap_or_default())
+    /// Runs `decode`, which decodes records from `shard` (a parse-cache shard file's body), so that
+    /// the bodies it decodes are left in the shard: they note where their bytes are instead of
+    /// copying them. Bodies decoded anywhere else are copied.
+    pub fn left_in<R>(shard: &[u8], decode: impl FnOnce() -> R) -> R {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                SHARD.with(|s| s.set(None));
             }
+        }
+        SHARD.with(|s| s.set(Some((shard.as_ptr() as usize, shard.len()))));
+        let _reset = Reset;
+        decode()
+    }
+
+    /// Whether the details are still only in a shard file (see [`Body::fill`]).
+    pub fn in_shard(&self) -> bool {
+        matches!(self.0, BodyRepr::InShard { .. })
+    }
+
+    /// Copies the details' bytes from `shard`, the body of the shard file this body was decoded from
+    /// (as [`Body::left_in`] was given it). False when they are not within it; the body is then left
+    /// as it was. A body that is not [`in_shard`](Body::in_shard) is left as it is.
+    pub fn fill(&mut self, shard: &[u8]) -> bool {
+        let BodyRepr::InShard { at, len } = self.0 else {
+            return true;
+        };
+        let (at, len) = (at as usize, len as usize);
+        match shard.get(at..at + len) {
+            Some(bytes) => {
+                self.0 = BodyRepr::Encoded(bytes.into());
+                true
+            }
+            None => false,
         }
     }
 
-    /// The details, to change them (decoded in place).
+    /// The details, decoded if need be. Only for bodies known not to be [`in_shard`](Body::in_shard)
+    /// (freshly parsed rules): one still in its shard is a bug of the caller's, and panics.
+    pub fn get(&self) -> std::borrow::Cow<'_, Details> {
+        self.loaded()
+            .expect("a rule's details were read before Body::fill copied them from the parse cache")
+    }
+
+    /// The details, decoded if need be; `None` while they are only in a shard file. (An encoding
+    /// that does not decode, which the parse cache's checksums rule out, reads as no details.)
+    pub fn loaded(&self) -> Option<std::borrow::Cow<'_, Details>> {
+        match &self.0 {
+            BodyRepr::Decoded(d) => Some(std::borrow::Cow::Borrowed(d)),
+            BodyRepr::Encoded(bytes) => Some(std::borrow::Cow::Owned(
+                postcard::from_bytes(bytes).unwrap_or_default(),
+            )),
+            BodyRepr::InShard { .. } => None,
+        }
+    }
+
+    /// The details, to change them (decoded in place; a body still in its shard gets empty ones:
+    /// only freshly parsed rules are changed).
     pub fn get_mut(&mut self) -> &mut Details {
-        if let BodyRepr::Encoded(_) = self.0 {
-            self.0 = BodyRepr::Decoded(Box::new(self.get().into_owned()));
+        if !matches!(self.0, BodyRepr::Decoded(_)) {
+            let details = self.loaded().map(|d| d.into_owned()).unwrap_or_default();
+            self.0 = BodyRepr::Decoded(Box::new(details));
         }
         match &mut self.0 {
             BodyRepr::Decoded(d) => d,
-            BodyRepr::Encoded(_) => unreachable!("decoded just above"),
+            BodyRepr::Encoded(_) | BodyRepr::InShard { .. } => unreachable!("decoded just above"),
         }
     }
 }
@@ -205,8 +267,15 @@ impl Default for Body {
 }
 
 impl PartialEq for Body {
+    /// Bodies still in their shards are equal when they are at the same place, and differ from any
+    /// other.
     fn eq(&self, other: &Body) -> bool {
-        self.get() == other.get()
+        match (&self.0, &other.0) {
+            (BodyRepr::InShard { at: a, len: l }, BodyRepr::InShard { at: b, len: m }) => {
+                (a, l) == (b, m)
+            }
+            _ => self.loaded() == other.loaded(),
+        }
     }
 }
 
@@ -214,11 +283,15 @@ impl Eq for Body {}
 
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.get().fmt(f)
+        match (&self.0, self.loaded()) {
+            (BodyRepr::InShard { at, len }, _) => write!(f, "InShard({at}, {len})"),
+            (_, d) => d.fmt(f),
+        }
     }
 }
 
 impl Serialize for Body {
+    /// A body still in its shard cannot be saved: [`Body::fill`] it first.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match &self.0 {
             BodyRepr::Encoded(bytes) => serializer.serialize_bytes(bytes),
@@ -226,6 +299,9 @@ impl Serialize for Body {
                 let bytes = postcard::to_stdvec(d).map_err(serde::ser::Error::custom)?;
                 serializer.serialize_bytes(&bytes)
             }
+            BodyRepr::InShard { .. } => Err(serde::ser::Error::custom(
+                "a rule's details were not read back from the parse cache before it was saved",
+            )),
         }
     }
 }
@@ -234,30 +310,42 @@ impl<'de> Deserialize<'de> for Body {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Body, D::Error> {
         struct Bytes;
         impl<'de> serde::de::Visitor<'de> for Bytes {
-            type Value = Box<[u8]>;
+            type Value = BodyRepr;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("the encoded details of a rule")
             }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Box<[u8]>, E> {
-                Ok(v.into())
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<BodyRepr, E> {
+                // Within the shard being decoded by `Body::left_in`: left there.
+                let start = v.as_ptr() as usize;
+                let place = SHARD.with(|s| s.get()).and_then(|(base, size)| {
+                    let at = start.checked_sub(base)?;
+                    (at + v.len() <= size).then_some(())?;
+                    Some(BodyRepr::InShard {
+                        at: u32::try_from(at).ok()?,
+                        len: u32::try_from(v.len()).ok()?,
+                    })
+                });
+                Ok(place.unwrap_or_else(|| BodyRepr::Encoded(v.into())))
             }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Box<[u8]>, E> {
-                Ok(v.into_boxed_slice())
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<BodyRepr, E> {
+                Ok(BodyRepr::Encoded(v.into()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<BodyRepr, E> {
+                Ok(BodyRepr::Encoded(v.into_boxed_slice()))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Box<[u8]>, A::Error> {
+            ) -> Result<BodyRepr, A::Error> {
                 let mut out = Vec::new();
                 while let Some(b) = seq.next_element()? {
                     out.push(b);
                 }
-                Ok(out.into_boxed_slice())
+                Ok(BodyRepr::Encoded(out.into_boxed_slice()))
             }
         }
         // Not decoded here: that is the point. Its bytes are covered by the state file's checksum.
-        let bytes = deserializer.deserialize_bytes(Bytes)?;
-        Ok(Body(BodyRepr::Encoded(bytes)))
+        Ok(Body(deserializer.deserialize_bytes(Bytes)?))
     }
 }
 

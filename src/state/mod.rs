@@ -119,7 +119,7 @@ pub use crate::hash::{Digest, checksum, file_checksum, hex, sha256_hex};
 
 use crate::diff::History;
 use crate::error::{Error, Result};
-use crate::parse::ParsedFile;
+use crate::parse::{Body, ParsedFile};
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
@@ -240,6 +240,46 @@ pub type Shards = std::collections::BTreeSet<String>;
 /// The shard a parse key lives in: its first two hex digits.
 pub fn shard_of(key: &Digest) -> String {
     format!("{:02x}", key.bytes()[0])
+}
+
+/// Copies into `bodies` (each with the key of its parse record) their details, which [`State::load`]
+/// left in the parse cache's shard files (see [`Body::fill`]). Each shard file is read once, and
+/// must still be the one loaded: its checksum the one in `loaded`, as `State::load` returned it.
+pub fn fill_details<'a>(
+    dir: &Path,
+    loaded: &Checksums,
+    bodies: impl IntoIterator<Item = (&'a Digest, &'a mut Body)>,
+) -> Result<()> {
+    let mut by_shard: BTreeMap<String, Vec<&mut Body>> = BTreeMap::new();
+    for (key, body) in bodies {
+        if body.in_shard() {
+            by_shard.entry(shard_of(key)).or_default().push(body);
+        }
+    }
+    for (shard, bodies) in by_shard {
+        let name = format!("{PARSED_DIR}/{shard}.bin");
+        let path = dir.join(&name);
+        let changed = |problem: String| Error::Input {
+            path: path.clone(),
+            message: format!(
+                "{problem}: the parse cache changed during the build (run it again, or with --full)"
+            ),
+        };
+        let (bytes, sum) = read_checked(&path)
+            .map_err(changed)?
+            .ok_or_else(|| changed("gone".into()))?;
+        if loaded.get(&name) != Some(&sum) {
+            return Err(changed("not the file loaded".into()));
+        }
+        for body in bodies {
+            if !body.fill(bytes.body()) {
+                return Err(changed(
+                    "a rule's details are not where it was loaded from".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Why a state file was not used.
@@ -399,8 +439,10 @@ fn load_shards(
         .into_par_iter()
         .map(|name| {
             let body = read_checked(&dir.join(&name)).and_then(|b| b.ok_or_else(|| "gone".into()));
+            // The rules' details are left in the file's bytes (see `Body::left_in`), which are
+            // dropped here: `fill_details` reads them again for the few that are needed.
             let decoded = body.and_then(|(b, sum)| {
-                postcard::from_bytes(b.body())
+                Body::left_in(b.body(), || postcard::from_bytes(b.body()))
                     .map(|shard| (shard, sum))
                     .map_err(|e| format!("unexpected content ({e})"))
             });
@@ -567,7 +609,7 @@ fn remove(path: &Path) -> Result<()> {
 /// found. Returns the checksums of the parse cache's files, the kept shards' taken from `loaded`.
 pub fn save_parsed(
     dir: &Path,
-    parsed: &ParseCache,
+    parsed: &mut ParseCache,
     dirty: &std::collections::BTreeSet<String>,
     on_disk: &Shards,
     loaded: &Checksums,
@@ -600,6 +642,21 @@ pub fn save_parsed(
             .filter(|s| !on_disk.contains(*s))
             .map(String::as_str),
     );
+    // The records of the shards about to be rewritten get their details back from the files first.
+    let rewritten: BTreeSet<u8> = todo
+        .iter()
+        .filter_map(|s| u8::from_str_radix(s, 16).ok())
+        .collect();
+    fill_details(
+        dir,
+        loaded,
+        parsed
+            .entries
+            .iter_mut()
+            .filter(|(key, _)| rewritten.contains(&key.bytes()[0]))
+            .flat_map(|(key, file)| file.rules.iter_mut().map(move |r| (key, &mut r.details))),
+    )?;
+    let parsed = &*parsed;
     let entries_of = |shard: &str| -> BTreeMap<&Digest, &ParsedFile> {
         let Ok(first) = u8::from_str_radix(shard, 16) else {
             return BTreeMap::new();
@@ -775,7 +832,14 @@ mod tests {
     /// Saves `p` into a state folder that has no parse cache yet: every shard is written.
     fn save_fresh(dir: &Path, p: &ParseCache) -> Checksums {
         let dirty = p.entries.keys().map(shard_of).collect();
-        save_parsed(dir, p, &dirty, &Shards::new(), &Checksums::new()).expect("save")
+        save_parsed(
+            dir,
+            &mut p.clone(),
+            &dirty,
+            &Shards::new(),
+            &Checksums::new(),
+        )
+        .expect("save")
     }
 
     #[cfg(unix)]
@@ -805,7 +869,7 @@ mod tests {
         let dirty = ["bb", "dd"].map(String::from).into_iter().collect();
         let sums = save_parsed(
             dir.path(),
-            &state.parsed,
+            &mut state.parsed,
             &dirty,
             &state.shards,
             &state.checksums,
@@ -852,6 +916,84 @@ mod tests {
         assert_eq!(look("kept", "a.yml"), uuid::Uuid::from_u128(1));
         assert_eq!(look("new", "b.yml"), uuid::Uuid::from_u128(3));
         assert_eq!(state.sources.sources, s.sources);
+    }
+
+    /// Every rule's details in `p`, with the keys of their records (for [`fill_details`]).
+    fn bodies(p: &mut ParseCache) -> impl Iterator<Item = (&Digest, &mut Body)> {
+        p.entries
+            .iter_mut()
+            .flat_map(|(key, file)| file.rules.iter_mut().map(move |r| (key, &mut r.details)))
+    }
+
+    #[test]
+    fn details_stay_in_the_shard_files_until_filled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut p = ParseCache::default();
+        for (first, text) in [(0xaa, "a"), (0xbb, "b")] {
+            let mut rule = crate::parse::Rule::titled(text);
+            rule.details = Body::new(crate::parse::Details {
+                description: Some(format!("about {text}")),
+                ..Default::default()
+            });
+            let file = ParsedFile {
+                rules: vec![rule],
+                problems: Vec::new(),
+            };
+            p.entries.insert(key_in(first), file);
+        }
+        let sums = save_fresh(dir.path(), &p);
+        save(
+            dir.path(),
+            &Sources::default(),
+            None,
+            &mut BuildRecord::default(),
+            sums,
+        )
+        .expect("save");
+        let (mut state, problems) = State::load(dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        let left = |p: &ParseCache| -> Vec<bool> {
+            p.entries
+                .values()
+                .map(|f| f.rules[0].details.in_shard())
+                .collect()
+        };
+        assert_eq!(left(&state.parsed), [true, true], "nothing copied on load");
+        assert_eq!(
+            state.parsed.entries[&key_in(0xaa)].rules[0]
+                .details
+                .loaded(),
+            None
+        );
+        // A shard about to be rewritten gets its details back first; the other keeps them on disk.
+        let dirty = ["aa"].map(String::from).into_iter().collect();
+        let sums = save_parsed(
+            dir.path(),
+            &mut state.parsed,
+            &dirty,
+            &state.shards,
+            &state.checksums,
+        )
+        .expect("save");
+        assert_eq!(left(&state.parsed), [false, true]);
+        let mut b = BuildRecord::default();
+        save(dir.path(), &Sources::default(), None, &mut b, sums).expect("save");
+        let (mut again, problems) = State::load(dir.path());
+        assert!(problems.is_empty(), "{problems:?}");
+        fill_details(dir.path(), &again.checksums, bodies(&mut again.parsed)).expect("fill");
+        assert_eq!(left(&again.parsed), [false, false]);
+        assert_eq!(
+            again.parsed, p,
+            "the rewritten shard and the other read back whole"
+        );
+        // A shard file that is not the one loaded is not read from.
+        let (mut stale, _) = State::load(dir.path());
+        let bb = dir.path().join(PARSED_DIR).join("bb.bin");
+        let other = dir.path().join(PARSED_DIR).join("aa.bin");
+        std::fs::copy(&other, &bb).expect("replace");
+        let err = fill_details(dir.path(), &stale.checksums, bodies(&mut stale.parsed))
+            .expect_err("a replaced shard");
+        assert!(err.to_string().contains("bb.bin"), "{err}");
     }
 
     #[test]
