@@ -19,8 +19,10 @@
 //!   blobs.bin     blob id → content hash and parse key, all as bytes (so unchanged files are never read)
 //!   parsed/xx.bin the parse cache, parse key → parsed records, in 256 shards by the key's first byte:
 //!                 a commit that changes a few files rewrites a few small shards (only those whose
-//!                 keys were added or dropped); what only a rule's value shows stays encoded in
-//!                 memory until the value is formatted afresh (`parse::Body`)
+//!                 keys were added or dropped); what only a rule's value shows (`parse::Body`) is
+//!                 not even copied when a shard is loaded: it is read back from the same file
+//!                 (checksum checked again) for the values formatted afresh and for the shards
+//!                 rewritten ([`fill_details`]), and nowhere else
 //!   attack.bin    the ATT&CK index, with the checksum of the cluster files it was read from
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
