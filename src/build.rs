@@ -291,18 +291,10 @@ pub fn build(config: &Config) -> Result<Summary> {
         prev.sources.outputs[0].as_ref(),
     )?;
     // Unchanged values are copied from the previous cluster file, when it is the one last written.
-    let parse_keys: HashMap<(usize, &str), Digest> = jobs
-        .iter()
-        .filter_map(|j| Some(((j.source, j.path), j.key?)))
-        .collect();
     let value_keys: Vec<emit::ValueKey> = values
         .par_iter()
         .enumerate()
-        .map(|(i, v)| {
-            let parse_key = parse_keys.get(&(v.source, v.path.as_str())).copied();
-            let r = related.get(i).map_or(&[][..], Vec::as_slice);
-            emit::value_key(&parse_key.unwrap_or_default(), v, r)
-        })
+        .map(|(i, v)| emit::value_key(v, related.get(i).map_or(&[][..], Vec::as_slice)))
         .collect();
     // The files there now, each checksummed once: unchanged values are copied from the cluster file
     // when it is the one last written.
@@ -320,10 +312,7 @@ pub fn build(config: &Config) -> Result<Summary> {
             .iter_mut()
             .enumerate()
             .filter(|(i, v)| v.rule.details.in_shard() && old.get(*i).is_none_or(Option::is_none))
-            .filter_map(|(_, v)| {
-                let key = parse_keys.get(&(v.source, v.path.as_str()))?;
-                Some((key, &mut v.rule.details))
-            }),
+            .map(|(_, v)| (&v.record, &mut v.rule.details)),
     )?;
     clock.lap("value keys");
     // The cluster goes to its temporary file as it is formatted, so its text is never held whole
@@ -674,7 +663,8 @@ fn parse_rules<'s>(
         blobs: std::mem::take(&mut old.blobs),
         entries: std::mem::take(&mut old.entries),
     };
-    let mut jobs: Vec<FileJob> = Vec::new();
+    // Exactly one per file: grown by doubling, 100k jobs would touch twice their room.
+    let mut jobs: Vec<FileJob> = Vec::with_capacity(snapshots.iter().map(|s| s.files.len()).sum());
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
             let (content, key) = match cache.blobs.get_mut(&git_id(f.blob)) {
@@ -894,6 +884,7 @@ fn candidates(
                 remembered,
                 rule: Box::new(rule),
                 link: link.clone(),
+                record: key,
             });
         }
     }
@@ -908,8 +899,16 @@ fn remembered_uuids(
     jobs: &[FileJob],
     old: &state::ledger::Ledger,
 ) -> state::ledger::Ledger {
+    // Only the files of values without their own id (a few in most galaxies) are looked up: no map
+    // of every file's content is built.
+    let idless: HashSet<(usize, &str)> = values
+        .iter()
+        .filter(|v| !v.own_id)
+        .map(|v| (v.source, v.path.as_str()))
+        .collect();
     let contents: HashMap<(usize, &str), Digest> = jobs
         .iter()
+        .filter(|j| idless.contains(&(j.source, j.path)))
         .map(|j| ((j.source, j.path), j.content.unwrap_or_default()))
         .collect();
     let mut ledger = state::ledger::Ledger::default();

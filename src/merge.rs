@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::config::RuleFilter;
 use crate::findings::{Code, Finding};
+use crate::hash::Digest;
 use crate::parse::{Rule, RuleKind};
 
 /// MISP's tag column width: `misp-galaxy:TYPE="VALUE"` must fit.
@@ -43,6 +44,8 @@ pub struct Candidate {
     /// The uuid its identity gives this rule when that is not the one derived from its path (its file
     /// was renamed on the history, or the ledger remembers it), used when it has no valid id of its own.
     pub remembered: Option<Uuid>,
+    /// The key of the parse record the rule comes from (what its value's key starts from).
+    pub record: Digest,
 }
 
 /// A galaxy value: a rule with its final uuid and title.
@@ -55,6 +58,8 @@ pub struct Value {
     pub path: String,
     pub rule: Box<Rule>,
     pub link: Option<String>,
+    /// The key of the parse record the rule comes from.
+    pub record: Digest,
     /// Whether the uuid is the rule's own `id`; false for derived or remembered uuids.
     pub own_id: bool,
     /// Where the value came from, when the galaxy says so (meta `source`, `source-url`).
@@ -220,6 +225,7 @@ pub fn merge(
             path: c.path,
             rule: c.rule,
             link: c.link,
+            record: c.record,
             own_id,
             provenance: None,
         });
@@ -388,6 +394,7 @@ mod tests {
             rule: Box::new(r),
             link: None,
             remembered: None,
+            record: Digest::default(),
         }
     }
 

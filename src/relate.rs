@@ -360,6 +360,7 @@ mod tests {
             path: format!("{uuid}.yml"),
             link: None,
             own_id: id.is_some(),
+            record: crate::hash::Digest::of(b"k"),
             provenance: None,
             rule: Box::new(Rule {
                 id: id.map(str::to_string),

@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 rule: Box::new(rule),
                 link: None,
                 remembered: None,
+                record: Default::default(),
             });
         }
     }

@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 rule: Box::new(rule),
                 link: None,
                 remembered: None,
+                record: Default::default(),
             })
             .collect();
         let mut warnings = Vec::new();

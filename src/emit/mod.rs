@@ -283,18 +283,18 @@ impl Content {
 }
 
 /// The key under which a value's formatted text is reused: a hash of everything [`write_value`]
-/// reads. The rule record stands in by its identity, the parse key of its file's content (which
-/// covers the parser format) and its document index; merge changes nothing of a record but the
+/// reads. The rule record stands in by its identity, the parse key of its file's content
+/// ([`Value::record`], which covers the parser format) and its document index; merge changes nothing of a record but the
 /// uuid, title and provenance it gives, which are hashed here with the path, link and relations. The tool version
 /// is hashed too, since another version may format differently.
-pub fn value_key(parse_key: &crate::hash::Digest, v: &Value, related: &[Relation]) -> ValueKey {
+pub fn value_key(v: &Value, related: &[Relation]) -> ValueKey {
     // Gathered into one buffer and hashed in one call: a hasher fed a dozen small pieces costs
     // several times more.
     let mut buf = Vec::with_capacity(512);
     // Fixed-size fields as bytes, first: no text made for them.
     buf.extend_from_slice(&v.rule.index.to_le_bytes());
     buf.extend_from_slice(v.uuid.as_bytes());
-    buf.extend_from_slice(parse_key.bytes());
+    buf.extend_from_slice(v.record.bytes());
     let (source, url) = match &v.provenance {
         Some(p) => (p.source.as_str(), p.url.as_deref().unwrap_or("\u{1}")),
         None => ("\u{1}", "\u{1}"),
@@ -1145,6 +1145,7 @@ mod tests {
                     rule: Box::new(crate::parse::Rule::titled(t)),
                     link: None,
                     own_id: true,
+                    record: crate::hash::Digest::of(b"k"),
                     provenance: None,
                 })
                 .collect();
@@ -1168,14 +1169,12 @@ mod tests {
             rule: Box::new(crate::parse::Rule::titled(title)),
             link: Some(format!("https://example.invalid/{n}")),
             own_id: true,
+            record: crate::hash::Digest::of(b"k"),
             provenance: None,
         };
         let first: Vec<Value> = (1..=300).map(|n| value(n, &format!("Rule {n}"))).collect();
         let keys = |values: &[Value]| -> Vec<ValueKey> {
-            values
-                .iter()
-                .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
-                .collect()
+            values.iter().map(|v| value_key(v, &[])).collect()
         };
         let related = vec![Vec::new(); first.len()];
         let old =
@@ -1207,8 +1206,7 @@ mod tests {
         assert_eq!(spliced.values, formatted.values);
         assert_eq!(spliced.hash, formatted.hash);
         // And it was copied, not formatted: a mark in the old text of an unchanged value shows.
-        let Span { at, len, .. } =
-            old_file.fingerprint.spans[&value_key(&crate::hash::Digest::of(b"k"), &first[1], &[])];
+        let Span { at, len, .. } = old_file.fingerprint.spans[&value_key(&first[1], &[])];
         let marked = format!(
             "{}{}{}",
             &text[..at],
@@ -1225,8 +1223,7 @@ mod tests {
         assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
         // The recorded spans are where the values are.
         let new_text = spliced.parts.concat();
-        let Span { at, len, .. } =
-            spliced.spans[&value_key(&crate::hash::Digest::of(b"k"), &next[7], &[])];
+        let Span { at, len, .. } = spliced.spans[&value_key(&next[7], &[])];
         assert!(new_text[at..at + len].contains("\"value\": \"Changed\""));
     }
 
@@ -1242,6 +1239,7 @@ mod tests {
                 rule: Box::new(crate::parse::Rule::titled(format!("Rule {n:05}"))),
                 link: None,
                 own_id: true,
+                record: crate::hash::Digest::of(b"k"),
                 provenance: None,
             })
             .collect();
@@ -1293,16 +1291,12 @@ mod tests {
         // Reused across gaps: 6,000 values gone from between those kept (titles sort as numbers), so
         // the first batch's old texts are read in two pieces; one in each is marked in the old text,
         // and the marks show.
-        let keys: Vec<ValueKey> = values
-            .iter()
-            .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
-            .collect();
+        let keys: Vec<ValueKey> = values.iter().map(|v| value_key(v, &[])).collect();
         let old = spliced_content(&info, &values, &related, &keys, None, None).expect("text");
         let old = plan(PathBuf::from("c.json"), old, None, None, 1);
         let mut text = old.parts().concat();
         for v in [&values[0], &values[8999]] {
-            let Span { at, len, .. } =
-                old.fingerprint.spans[&value_key(&crate::hash::Digest::of(b"k"), v, &[])];
+            let Span { at, len, .. } = old.fingerprint.spans[&value_key(v, &[])];
             let marked = text[at..at + len].replace(&v.title, &v.title.replace("Rule", "Mark"));
             text.replace_range(at..at + len, &marked);
         }
@@ -1319,10 +1313,7 @@ mod tests {
             .filter(|(i, _)| !(1000..7000).contains(i))
             .map(|(_, v)| v.clone())
             .collect();
-        let keys: Vec<ValueKey> = next
-            .iter()
-            .map(|v| value_key(&crate::hash::Digest::of(b"k"), v, &[]))
-            .collect();
+        let keys: Vec<ValueKey> = next.iter().map(|v| value_key(v, &[])).collect();
         let spliced = spliced_content(
             &info,
             &next,
