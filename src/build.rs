@@ -6,7 +6,7 @@
 //! outputs: nothing to do), invalidates the build record before work, and saves the state only after
 //! the outputs are in place.
 
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -667,24 +667,43 @@ fn parse_rules<'s>(
     let mut jobs: Vec<FileJob> = Vec::with_capacity(snapshots.iter().map(|s| s.files.len()).sum());
     for (s, snap) in snapshots.iter().enumerate() {
         for f in &snap.files {
-            let (content, key) = match cache.blobs.get_mut(&git_id(f.blob)) {
-                Some(b) => {
-                    if !keys_valid {
-                        // Another parser: the content is known, its key is computed anew.
-                        b.key = key::parse_key(&b.content, &config.limits);
-                    }
-                    (Some(b.content), Some(b.key))
-                }
-                None => (None, None),
-            };
-            let key = key.filter(|k| cache.entries.contains_key(k));
             jobs.push(FileJob {
                 source: s,
                 path: &f.path,
                 blob: f.blob,
-                content,
-                key,
+                content: None,
+                key: None,
             });
+        }
+    }
+    // What the cache knows of each job's blob, then whether it has the record: found by walking the
+    // jobs in blob (then key) order beside the blob index and the records, which are in that order,
+    // not by a search from the root per file (100k of them, in 20- and 32-byte keys).
+    let mut by_blob: Vec<(state::BlobId, usize)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (git_id(j.blob), i))
+        .collect();
+    crate::hash::sort_by_id(&mut by_blob, |(blob, _)| blob);
+    let mut index = cache.blobs.iter_mut().peekable();
+    for &(blob, i) in &by_blob {
+        while index.next_if(|(b, _)| **b < blob).is_some() {}
+        if let Some((_, b)) = index.peek_mut().filter(|(b, _)| **b == blob) {
+            if !keys_valid {
+                // Another parser: the content is known, its key is computed anew.
+                b.key = key::parse_key(&b.content, &config.limits);
+            }
+            jobs[i].content = Some(b.content);
+            jobs[i].key = Some(b.key);
+        }
+    }
+    drop(by_blob);
+    let mut by_key = job_keys(&jobs);
+    let mut records = cache.entries.keys().peekable();
+    for &(key, i) in &by_key {
+        while records.next_if(|k| **k < key).is_some() {}
+        if records.peek() != Some(&&key) {
+            jobs[i].key = None;
         }
     }
     let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
@@ -713,23 +732,42 @@ fn parse_rules<'s>(
         jobs[i].content = Some(content);
         jobs[i].key = Some(key);
     }
-    // What the current files no longer use goes.
-    let used: HashSet<Digest> = jobs.iter().filter_map(|j| j.key).collect();
+    // What the current files no longer use goes: the keys and blobs in use, sorted, are walked beside
+    // the maps as they are retained in order, not hashed into sets of 100k.
+    by_key = job_keys(&jobs);
+    let mut used = by_key.iter().map(|(k, _)| k).peekable();
     cache.entries.retain(|key, _| {
-        let keep = used.contains(key);
+        while used.next_if(|k| *k < key).is_some() {}
+        let keep = used.peek() == Some(&key);
         if !keep {
             dirty.insert(state::shard_of(key));
         }
         keep
     });
-    let blobs: HashSet<state::BlobId> = jobs.iter().map(|j| git_id(j.blob)).collect();
-    cache.blobs.retain(|blob, _| blobs.contains(blob));
+    let mut blobs: Vec<state::BlobId> = jobs.iter().map(|j| git_id(j.blob)).collect();
+    crate::hash::sort_by_id(&mut blobs, |blob| blob);
+    let mut blobs = blobs.iter().peekable();
+    cache.blobs.retain(|blob, _| {
+        while blobs.next_if(|b| *b < blob).is_some() {}
+        blobs.peek() == Some(&blob)
+    });
     Ok(Parsed {
         jobs,
         cache,
         dirty,
         count,
     })
+}
+
+/// The jobs' parse keys with their job indexes, in key order (jobs without a key left out).
+fn job_keys(jobs: &[FileJob]) -> Vec<(Digest, usize)> {
+    let mut keys: Vec<(Digest, usize)> = jobs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, j)| Some((j.key?, i)))
+        .collect();
+    crate::hash::sort_by_id(&mut keys, |(key, _)| &key.0);
+    keys
 }
 
 /// A file [`read_and_parse`] read: job index, content hash, parse key, parse result (`None`: the
@@ -800,18 +838,32 @@ fn candidates(
             })
         })
         .collect();
-    // Taken one by one in job order: a hash map, not a search per record.
-    let mut records: HashMap<Digest, ParsedFile> = records.into_iter().collect();
-    let mut users: HashMap<Digest, usize> = HashMap::new();
-    for key in jobs.iter().filter_map(|j| j.key) {
-        *users.entry(key).or_default() += 1;
+    // Each job's record, found by walking the jobs in key order beside the records (which come in
+    // key order): no map of 100k records is built, and keys are compared, not hashed. A record that
+    // several files use (the same content under several paths) is cloned for all but its last.
+    let mut slots: Vec<(Digest, Option<ParsedFile>)> =
+        records.into_iter().map(|(k, f)| (k, Some(f))).collect();
+    let by_key = job_keys(jobs);
+    let mut slot_of: Vec<Option<usize>> = vec![None; jobs.len()];
+    let mut users: Vec<u32> = vec![0; slots.len()];
+    let mut at = 0;
+    for &(key, i) in &by_key {
+        while slots.get(at).is_some_and(|(k, _)| *k < key) {
+            at += 1;
+        }
+        if slots.get(at).is_some_and(|(k, _)| *k == key) {
+            slot_of[i] = Some(at);
+            users[at] += 1;
+        }
     }
+    drop(by_key);
     let mut warnings = Vec::new();
     // Exactly as many as there are rules: a candidate is large, and doubling a Vec of 100,000 of
     // them would hold twice the room through the merge.
-    let count = jobs
+    let count = slot_of
         .iter()
-        .filter_map(|j| records.get(&j.key?))
+        .flatten()
+        .filter_map(|&at| slots[at].1.as_ref())
         .map(|f| f.rules.len())
         .sum();
     let mut candidates = Vec::with_capacity(count);
@@ -830,17 +882,15 @@ fn candidates(
         while cursor.next_if(|(p, _)| p.as_str() < path).is_some() {}
         cursor.peek().filter(|(p, _)| *p == path).map(|(_, id)| *id)
     }
-    for job in jobs {
+    for (job, slot) in jobs.iter().zip(slot_of) {
         let snap = &snapshots[job.source];
-        let Some(key) = job.key else {
+        let (Some(key), Some(at)) = (job.key, slot) else {
             continue;
         };
-        let file = match users.get_mut(&key) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                records.get(&key).cloned()
-            }
-            _ => records.remove(&key),
+        users[at] -= 1;
+        let file = match users[at] {
+            0 => slots[at].1.take(),
+            _ => slots[at].1.clone(),
         };
         let Some(file) = file else { continue };
         for p in file.problems {

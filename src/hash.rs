@@ -125,18 +125,41 @@ pub struct Bytes<const N: usize>(pub [u8; N]);
 /// Byte order, as the arrays' own, but decided by the first eight bytes read as one big-endian
 /// number wherever they differ (hashes and ids almost always do): the state's maps of 100,000 ids
 /// compare keys tens of times per look-up, and an array compare is a call to `memcmp`.
+impl<const N: usize> Bytes<N> {
+    /// The first eight bytes (zero-padded) as a big-endian number: ids order as their prefixes do,
+    /// as far as those differ.
+    pub fn prefix(&self) -> u64 {
+        let mut p = [0u8; 8];
+        let n = N.min(8);
+        p[..n].copy_from_slice(&self.0[..n]);
+        u64::from_be_bytes(p)
+    }
+}
+
 impl<const N: usize> Ord for Bytes<N> {
     fn cmp(&self, other: &Bytes<N>) -> std::cmp::Ordering {
-        let prefix = |b: &[u8; N]| {
-            let mut p = [0u8; 8];
-            let n = N.min(8);
-            p[..n].copy_from_slice(&b[..n]);
-            u64::from_be_bytes(p)
-        };
-        prefix(&self.0)
-            .cmp(&prefix(&other.0))
+        self.prefix()
+            .cmp(&other.prefix())
             .then_with(|| self.0.cmp(&other.0))
     }
+}
+
+/// Sorts `items` by an id of each, in the ids' own order, keeping items with equal ids in their
+/// order (a stable sort). What is sorted is (id prefix, index) pairs
+/// (16 bytes, compared as numbers), not the items, and ids are compared whole only where their
+/// prefixes are equal: sorting 100k (digest, index) pairs directly took ten times the instructions.
+pub fn sort_by_id<T: Copy, const N: usize>(items: &mut Vec<T>, id: impl Fn(&T) -> &Bytes<N>) {
+    let mut order: Vec<(u64, usize)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (id(t).prefix(), i))
+        .collect();
+    order.sort_unstable_by(|&(pa, a), &(pb, b)| {
+        pa.cmp(&pb)
+            .then_with(|| id(&items[a]).0.cmp(&id(&items[b]).0))
+            .then(a.cmp(&b))
+    });
+    *items = order.into_iter().map(|(_, i)| items[i]).collect();
 }
 
 impl<const N: usize> PartialOrd for Bytes<N> {
@@ -357,6 +380,20 @@ mod tests {
             proptest::prop_assert_eq!(Bytes(a).cmp(&Bytes(b)), a.cmp(&b));
             let (da, db) = (Digest::of(&a), Digest::of(&b));
             proptest::prop_assert_eq!(da.cmp(&db), da.bytes().cmp(db.bytes()));
+        }
+
+        #[test]
+        fn sorting_by_id_is_sorting_by_the_ids(ids in proptest::collection::vec(
+            // Few distinct bytes: equal prefixes and equal ids are common.
+            proptest::array::uniform12(0u8..3), 0..200
+        )) {
+            let mut items: Vec<(Bytes<12>, usize)> =
+                ids.into_iter().enumerate().map(|(i, id)| (Bytes(id), i)).collect();
+            let mut want = items.clone();
+            want.sort_by_key(|(id, _)| id.0);
+            sort_by_id(&mut items, |(id, _)| id);
+            // Stable, as `sort_by` is: equal ids keep their order.
+            proptest::prop_assert_eq!(items, want);
         }
     }
 

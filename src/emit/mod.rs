@@ -639,6 +639,10 @@ pub fn cluster_content(
         _ => sink.push(head.clone().into_bytes())?,
     }
     let hash = content_hash(&head, hashes.iter().map(|(_, h)| h));
+    // Sorted first, cheaply (by numbers, stably), so that the maps are built in one pass over input
+    // in order: sorting 100k spans of 88 bytes inside `collect` took a tenth of a 10-rule build.
+    hashes.sort_by_key(|(uuid, _)| uuid.as_u128());
+    crate::hash::sort_by_id(&mut spans, |(key, _)| key);
     Ok(Content {
         parts: match sink {
             Sink::Parts(parts) => parts,
@@ -646,7 +650,6 @@ pub fn cluster_content(
         },
         values: hashes.into_iter().collect(),
         hash,
-        // Collected, not inserted one by one: sorted once, then built in order.
         spans: spans.into_iter().collect(),
     })
 }
