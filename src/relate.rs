@@ -284,7 +284,12 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Related {
     let mut by_id: HashMap<Uuid, Uuid> = HashMap::new();
     let mut by_name: HashMap<&str, Uuid> = HashMap::new();
     for v in values {
-        if let Some(id) = v.rule.id.as_deref().and_then(parse_id) {
+        // A value with its own id has it as its uuid: not parsed again.
+        let id = match v.own_id {
+            true => Some(v.uuid),
+            false => v.rule.id.as_deref().and_then(parse_id),
+        };
+        if let Some(id) = id {
             by_id.entry(id).or_insert(v.uuid);
         }
         if let Some(name) = v.rule.name.as_deref() {
@@ -359,7 +364,8 @@ mod tests {
             source: 0,
             path: format!("{uuid}.yml"),
             link: None,
-            own_id: id.is_some(),
+            // As merge gives it: the uuid is the rule's own id only when it is that id.
+            own_id: id.and_then(parse_id) == Some(Uuid::from_u128(uuid)),
             record: crate::hash::Digest::of(b"k"),
             provenance: None,
             rule: Box::new(Rule {
@@ -455,6 +461,20 @@ mod tests {
             }]
         );
         assert!(rel[1].is_empty());
+    }
+
+    #[test]
+    fn a_value_with_its_own_id_is_found_by_it() {
+        let target = Uuid::from_u128(0x0e5fd4e1_7d61_4d4c_b1e1_4a8b5c8f2b7e);
+        let mut v = value(1, None, None);
+        v.rule.related = vec![RelatedRule {
+            id: target.to_string().to_uppercase(),
+            kind: "similar".into(),
+        }];
+        let t = value(target.as_u128(), Some(&target.to_string()), None);
+        assert!(t.own_id);
+        let rel = relate(&[v, t], None).links;
+        assert_eq!(rel[0].iter().map(|r| r.dest).collect::<Vec<_>>(), [target]);
     }
 
     #[test]

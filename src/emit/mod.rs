@@ -57,6 +57,11 @@ pub fn galaxy_path(out: &Path, kind: &str) -> PathBuf {
     out.join("galaxies").join(format!("{kind}.json"))
 }
 
+/// The file name a value shows of its rule file's path (and so all of the path its key hashes).
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// Appends one value, formatted as it stands in a cluster's `values` list (misp-galaxy formatting,
 /// nested two levels deep), written straight to text: keys below are in sorted order. False, and
 /// nothing written, when the rule's details are still in the parse cache (see [`Body::fill`]).
@@ -82,7 +87,7 @@ fn write_value(out: &mut String, v: &Value, related: &[Relation]) -> bool {
             refs.push(reference);
         }
     }
-    let filename = v.path.rsplit('/').next().unwrap_or(&v.path);
+    let filename = file_name(&v.path);
     let mut w = json::ObjectWriter::new(out, 2);
     if let Some(t) = text(d.description.as_deref()) {
         w.string("description", t);
@@ -284,9 +289,10 @@ impl Content {
 
 /// The key under which a value's formatted text is reused: a hash of everything [`write_value`]
 /// reads. The rule record stands in by its identity, the parse key of its file's content
-/// ([`Value::record`], which covers the parser format) and its document index; merge changes nothing of a record but the
-/// uuid, title and provenance it gives, which are hashed here with the path, link and relations. The tool version
-/// is hashed too, since another version may format differently.
+/// ([`Value::record`], which covers the parser format) and its document index; merge changes nothing
+/// of a record but the uuid, title and provenance it gives, which are hashed here with the link, the
+/// relations and the file's name (all a value shows of its path: the uuid stands for the rest). The
+/// tool version is hashed too, since another version may format differently.
 pub fn value_key(v: &Value, related: &[Relation]) -> ValueKey {
     // Gathered into one buffer and hashed in one call: a hasher fed a dozen small pieces costs
     // several times more.
@@ -301,7 +307,7 @@ pub fn value_key(v: &Value, related: &[Relation]) -> ValueKey {
     };
     for part in [
         env!("CARGO_PKG_VERSION"),
-        &v.path,
+        file_name(&v.path),
         v.link.as_deref().unwrap_or("\u{1}"),
         &v.title,
         source,
