@@ -21,6 +21,7 @@ use crate::merge::{self, Candidate};
 use crate::parse::{self, Limits, ParsedFile};
 use crate::relate::{self, AttackIndex};
 use crate::report::{SourceSummary, Stopwatch, Summary, Timing};
+use crate::sorted::seek;
 use crate::sources::{self, Snapshot};
 use crate::state::key::{self, BuildKey, FilterKey};
 use crate::state::reason::{LedgerWhy, Reason};
@@ -196,9 +197,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         &snapshots,
         &walked,
         &prev.sources,
-        // Saved: the records can now move on into the merge.
-        std::mem::take(&mut parsed.cache.entries),
-        &parsed.jobs,
+        &mut parsed,
     );
     clock.lap("candidates");
     let policies: Vec<merge::SourcePolicy> = config
@@ -519,6 +518,8 @@ struct Walked {
 struct Parsed<'s> {
     /// Every rule file of every source, in source then path order.
     jobs: Vec<FileJob<'s>>,
+    /// The jobs' parse keys with their indexes, in key order ([`job_keys`]).
+    keys: Vec<(Digest, usize)>,
     /// The new cache: exactly the current files' contents.
     cache: ParseCache,
     /// The parse cache shards whose entries changed (added or dropped).
@@ -526,9 +527,6 @@ struct Parsed<'s> {
     /// Files parsed this run.
     count: usize,
 }
-
-/// Parse key → parse record.
-type ParseRecords = std::collections::BTreeMap<Digest, ParsedFile>;
 
 /// Lists each source's rule files: the previous build's list plus the tree differences when there is
 /// one for the same filter, else the whole tree. The previous lists are taken, not copied.
@@ -687,8 +685,7 @@ fn parse_rules<'s>(
     crate::hash::sort_by_id(&mut by_blob, |(blob, _)| blob);
     let mut index = cache.blobs.iter_mut().peekable();
     for &(blob, i) in &by_blob {
-        while index.next_if(|(b, _)| **b < blob).is_some() {}
-        if let Some((_, b)) = index.peek_mut().filter(|(b, _)| **b == blob) {
+        if let Some((_, b)) = seek(&mut index, &blob, |(b, _)| *b) {
             if !keys_valid {
                 // Another parser: the content is known, its key is computed anew.
                 b.key = key::parse_key(&b.content, &config.limits);
@@ -698,11 +695,9 @@ fn parse_rules<'s>(
         }
     }
     drop(by_blob);
-    let mut by_key = job_keys(&jobs);
     let mut records = cache.entries.keys().peekable();
-    for &(key, i) in &by_key {
-        while records.next_if(|k| **k < key).is_some() {}
-        if records.peek() != Some(&&key) {
+    for (key, i) in job_keys(&jobs) {
+        if seek(&mut records, &key, |k| *k).is_none() {
             jobs[i].key = None;
         }
     }
@@ -734,11 +729,10 @@ fn parse_rules<'s>(
     }
     // What the current files no longer use goes: the keys and blobs in use, sorted, are walked beside
     // the maps as they are retained in order, not hashed into sets of 100k.
-    by_key = job_keys(&jobs);
-    let mut used = by_key.iter().map(|(k, _)| k).peekable();
+    let keys = job_keys(&jobs);
+    let mut used = keys.iter().peekable();
     cache.entries.retain(|key, _| {
-        while used.next_if(|k| *k < key).is_some() {}
-        let keep = used.peek() == Some(&key);
+        let keep = seek(&mut used, key, |(k, _)| k).is_some();
         if !keep {
             dirty.insert(state::shard_of(key));
         }
@@ -747,12 +741,12 @@ fn parse_rules<'s>(
     let mut blobs: Vec<state::BlobId> = jobs.iter().map(|j| git_id(j.blob)).collect();
     crate::hash::sort_by_id(&mut blobs, |blob| blob);
     let mut blobs = blobs.iter().peekable();
-    cache.blobs.retain(|blob, _| {
-        while blobs.next_if(|b| *b < blob).is_some() {}
-        blobs.peek() == Some(&blob)
-    });
+    cache
+        .blobs
+        .retain(|blob, _| seek(&mut blobs, blob, |b| *b).is_some());
     Ok(Parsed {
         jobs,
+        keys,
         cache,
         dirty,
         count,
@@ -823,9 +817,11 @@ fn candidates(
     snapshots: &[Snapshot],
     walked: &Walked,
     prev: &Sources,
-    records: ParseRecords,
-    jobs: &[FileJob],
+    parsed: &mut Parsed,
 ) -> (Vec<Candidate>, Vec<Finding>) {
+    // Saved by now: the records move on into the merge.
+    let records = std::mem::take(&mut parsed.cache.entries);
+    let (jobs, keys) = (&parsed.jobs, &parsed.keys);
     // The ledger's answers, for the sources whose identities it gives.
     let lookups: Vec<_> = snapshots
         .iter()
@@ -843,20 +839,15 @@ fn candidates(
     // several files use (the same content under several paths) is cloned for all but its last.
     let mut slots: Vec<(Digest, Option<ParsedFile>)> =
         records.into_iter().map(|(k, f)| (k, Some(f))).collect();
-    let by_key = job_keys(jobs);
     let mut slot_of: Vec<Option<usize>> = vec![None; jobs.len()];
     let mut users: Vec<u32> = vec![0; slots.len()];
-    let mut at = 0;
-    for &(key, i) in &by_key {
-        while slots.get(at).is_some_and(|(k, _)| *k < key) {
-            at += 1;
-        }
-        if slots.get(at).is_some_and(|(k, _)| *k == key) {
+    let mut cursor = slots.iter().map(|(k, _)| k).enumerate().peekable();
+    for &(key, i) in keys {
+        if let Some(&mut (at, _)) = seek(&mut cursor, &key, |(_, k)| *k) {
             slot_of[i] = Some(at);
             users[at] += 1;
         }
     }
-    drop(by_key);
     let mut warnings = Vec::new();
     // Exactly as many as there are rules: a candidate is large, and doubling a Vec of 100,000 of
     // them would hold twice the room through the merge.
@@ -879,8 +870,7 @@ fn candidates(
         cursor: &mut std::iter::Peekable<std::collections::btree_map::Iter<'m, String, GitId>>,
         path: &str,
     ) -> Option<&'m GitId> {
-        while cursor.next_if(|(p, _)| p.as_str() < path).is_some() {}
-        cursor.peek().filter(|(p, _)| *p == path).map(|(_, id)| *id)
+        seek(cursor, path, |(p, _)| p.as_str()).map(|(_, id)| *id)
     }
     for (job, slot) in jobs.iter().zip(slot_of) {
         let snap = &snapshots[job.source];

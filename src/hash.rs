@@ -129,11 +129,17 @@ impl<const N: usize> Bytes<N> {
     /// The first eight bytes (zero-padded) as a big-endian number: ids order as their prefixes do,
     /// as far as those differ.
     pub fn prefix(&self) -> u64 {
-        let mut p = [0u8; 8];
-        let n = N.min(8);
-        p[..n].copy_from_slice(&self.0[..n]);
-        u64::from_be_bytes(p)
+        prefix(&self.0)
     }
+}
+
+/// The first eight bytes of `bytes` (zero-padded) as a big-endian number: byte strings order as
+/// their prefixes do, as far as those differ (a shorter string pads with the smallest byte).
+pub fn prefix(bytes: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = bytes.len().min(8);
+    p[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(p)
 }
 
 impl<const N: usize> Ord for Bytes<N> {

@@ -82,7 +82,7 @@ impl RelationKind {
 pub struct Related {
     /// The `related` list of every value, by position in the values.
     pub links: Vec<Vec<Relation>>,
-    /// (value position, tag position) of each tag [`AttackIndex::is_unknown`] holds, in order: found
+    /// (value position, tag position) of each tag [`AttackIndex::links`] finds [`TagLinks::Unknown`], in order: found
     /// while the tags are looked up for links, not by looking them all up again.
     pub unknown_tags: Vec<(usize, usize)>,
 }
@@ -157,21 +157,6 @@ impl AttackIndex {
             }
         }
         Ok(index)
-    }
-
-    /// Whether `tag` names an ATT&CK technique, group or software (`attack.t1059.001`, `attack.g0007`,
-    /// `attack.s0002`) that the clusters read do not have. Kinds whose cluster file was not there are
-    /// never unknown; tactics and other tags are not ids.
-    pub fn is_unknown(&self, tag: &str) -> bool {
-        self.links(tag) == TagLinks::Unknown
-    }
-
-    /// The uuids a Sigma tag links to (in cluster order); empty for other tags.
-    pub fn lookup(&self, tag: &str) -> &[Uuid] {
-        match self.links(tag) {
-            TagLinks::Known(uuids) => uuids,
-            TagLinks::Unknown | TagLinks::Other => &[],
-        }
     }
 
     /// What the index says of `tag`: looked up once, whether it links or is reported.
@@ -373,6 +358,24 @@ mod tests {
                 name: name.map(str::to_string),
                 ..Rule::titled(format!("t{uuid}"))
             }),
+        }
+    }
+
+    /// What [`AttackIndex::links`] says, in the two forms the tests ask for.
+    impl AttackIndex {
+        /// Whether `tag` names an ATT&CK technique, group or software (`attack.t1059.001`, `attack.g0007`,
+        /// `attack.s0002`) that the clusters read do not have. Kinds whose cluster file was not there are
+        /// never unknown; tactics and other tags are not ids.
+        fn is_unknown(&self, tag: &str) -> bool {
+            self.links(tag) == TagLinks::Unknown
+        }
+
+        /// The uuids a Sigma tag links to (in cluster order); empty for other tags.
+        fn lookup(&self, tag: &str) -> &[Uuid] {
+            match self.links(tag) {
+                TagLinks::Known(uuids) => uuids,
+                TagLinks::Unknown | TagLinks::Other => &[],
+            }
         }
     }
 

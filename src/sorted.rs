@@ -1,4 +1,5 @@
-//! Sorted maps decoded in bulk: a serde `deserialize_with` helper for the large maps of the state files.
+//! Sorted maps decoded in bulk (a serde `deserialize_with` helper for the large maps of the state
+//! files), and [`seek`], for looking items of one sorted sequence up in another by walking both.
 //!
 //! serde decodes a `BTreeMap` one `insert` at a time, each a descent from the root with a key
 //! comparison per level. The state files hold maps of 100,000 entries written in key order, so this
@@ -12,6 +13,23 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+
+/// Advances `cursor`, over items in ascending order of `key_of`, past the items before `key`, and
+/// gives the next one when it has that key. Called with keys in ascending order, it looks every one
+/// of them up in a single pass over the cursor's items: a walk side by side, not a search from the
+/// root (or a hash) per key.
+pub fn seek<'c, I, K>(
+    cursor: &'c mut std::iter::Peekable<I>,
+    key: &K,
+    key_of: impl Fn(&I::Item) -> &K,
+) -> Option<&'c mut I::Item>
+where
+    I: Iterator,
+    K: Ord + ?Sized,
+{
+    while cursor.next_if(|item| key_of(item) < key).is_some() {}
+    cursor.peek_mut().filter(|item| key_of(item) == key)
+}
 
 /// Entries reserved before the first is read at most: a length prefix is only a hint.
 const MAX_RESERVE: usize = 1 << 16;

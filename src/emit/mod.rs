@@ -164,16 +164,10 @@ fn nonempty(list: &[String]) -> Vec<&str> {
 /// the titles' own order as far as they differ; only titles with the same first eight bytes are
 /// compared whole. 100k values sort without chasing 1.7M pairs of title pointers.
 fn sorted(values: &[Value]) -> Vec<usize> {
-    let prefix = |title: &str| {
-        let mut bytes = [0u8; 8];
-        let n = title.len().min(8);
-        bytes[..n].copy_from_slice(&title.as_bytes()[..n]);
-        u64::from_be_bytes(bytes)
-    };
     let mut order: Vec<(u64, usize)> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| (prefix(&v.title), i))
+        .map(|(i, v)| (crate::hash::prefix(v.title.as_bytes()), i))
         .collect();
     order.sort_unstable_by(|&(pa, a), &(pb, b)| {
         pa.cmp(&pb).then_with(|| {

@@ -844,6 +844,22 @@ mod tests {
         .expect("save")
     }
 
+    /// Saves the parse cache of a loaded `state` again, the `dirty` shards rewritten.
+    fn resave(
+        dir: &Path,
+        state: &mut State,
+        dirty: &std::collections::BTreeSet<String>,
+    ) -> Checksums {
+        save_parsed(
+            dir,
+            &mut state.parsed,
+            dirty,
+            &state.shards,
+            &state.checksums,
+        )
+        .expect("save")
+    }
+
     #[cfg(unix)]
     #[test]
     fn saving_rewrites_only_dirty_shards_and_removes_emptied_ones() {
@@ -869,14 +885,7 @@ mod tests {
             .insert(key_in(0xdd), ParsedFile::default());
         state.checksums.remove(&format!("{PARSED_DIR}/cc.bin"));
         let dirty = ["bb", "dd"].map(String::from).into_iter().collect();
-        let sums = save_parsed(
-            dir.path(),
-            &mut state.parsed,
-            &dirty,
-            &state.shards,
-            &state.checksums,
-        )
-        .expect("save");
+        let sums = resave(dir.path(), &mut state, &dirty);
         assert_eq!(inode("aa"), aa, "an untouched shard is not rewritten");
         assert_ne!(inode("cc"), cc, "a shard that did not load is");
         assert!(!shard("bb").exists(), "an emptied shard is removed");
@@ -969,14 +978,7 @@ mod tests {
         );
         // A shard about to be rewritten gets its details back first; the other keeps them on disk.
         let dirty = ["aa"].map(String::from).into_iter().collect();
-        let sums = save_parsed(
-            dir.path(),
-            &mut state.parsed,
-            &dirty,
-            &state.shards,
-            &state.checksums,
-        )
-        .expect("save");
+        let sums = resave(dir.path(), &mut state, &dirty);
         assert_eq!(left(&state.parsed), [false, true]);
         let mut b = BuildRecord::default();
         save(dir.path(), &Sources::default(), None, &mut b, sums).expect("save");
