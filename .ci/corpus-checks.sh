@@ -18,6 +18,21 @@ cp "$shared/misp-galaxy/reference/mitre-attack-pattern.2024-07-17.json" "$work/a
 python3 "$shared/tools/parity.py" "$work/parity/clusters/sigma-rules.json" \
   "$shared/misp-galaxy/reference/sigma-rules.cluster.2024-07-17.json"
 
+echo "-- the block YAML loader against yaml_serde on every version of every corpus rule"
+mkdir -p "$work/blobs"
+git -C "$work/corpus.git" rev-list --objects --all | awk '$2 ~ /\.ya?ml$/ {print $1}' | sort -u |
+  git -C "$work/corpus.git" cat-file --batch | python3 -c '
+import sys
+out, stream = sys.argv[1], sys.stdin.buffer
+while header := stream.readline():
+    oid, _, size = header.split()
+    with open(f"{out}/{oid.decode()}.yml", "wb") as f:
+        f.write(stream.read(int(size)))
+    stream.read(1)
+' "$work/blobs"
+(cd "$(dirname "$0")/.." && SIGMA_GALAXY_YAML_DIR="$work/blobs" \
+  cargo test --release --quiet --lib block_loader_agrees -- --ignored --nocapture)
+
 echo "-- MISP's validator on the last corpus commit, every folder, current ATT&CK"
 "$bin" build --quiet --source "$work/corpus.git#main" --attack-clusters "$shared/misp-galaxy/clusters" \
   --out "$work/last" --state "$work/last-state"

@@ -1,5 +1,6 @@
 //! Rule parse and map: any bytes as a rule file, read within the default limits and within tight
-//! ones; every rule kept respects the field length and merges into storable values.
+//! ones; every rule kept respects the field length and merges into storable values. Whatever the
+//! block YAML loader accepts, it loads as `yaml_serde` does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +14,7 @@ static DEFAULT_HOOK: std::sync::Once = std::sync::Once::new();
 
 fuzz_target!(|data: &[u8]| {
     DEFAULT_HOOK.call_once(|| drop(std::panic::take_hook()));
+    parse::check_block_loader(data);
     let tight = Limits {
         file_size: 1 << 16,
         nesting_depth: 8,

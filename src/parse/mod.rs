@@ -16,6 +16,11 @@
 //!   it, sees the file. Block nesting past the limit, and documents that load more nodes or text than
 //!   [`Limits::yaml_nodes`] / [`Limits::yaml_text`] (aliases expanded: alias bombs), are a problem for
 //!   their document. Texts longer than [`Limits::field_length`] are cut ([`Code::FieldTooLong`]).
+//! - **Loading.** Most rule files are plain block YAML, which `block.rs` loads itself, several times
+//!   faster than libyaml; it declines anything else (flow collections, anchors, tags, multi-line
+//!   plain scalars, anything that would be an error, …), and that file is loaded by `yaml.rs`
+//!   through `yaml_serde`. Both give the same trees: that is checked on every version of every
+//!   corpus rule in CI and by the `parse_rule` fuzz target ([`check_block_loader`]).
 //! - **Documents.** Each YAML document is loaded into a tree first (`yaml.rs`), then, for collections,
 //!   merged (`collection.rs`), then read into a [`Rule`] (`rule.rs`). A document that cannot be loaded
 //!   (malformed YAML, a repeated metadata key, a YAML tag other than PyYAML `safe_load`'s such as
@@ -56,6 +61,7 @@
 //! entries; `references` is de-duplicated keeping the first occurrence. `related` must be a list of
 //! mappings each with a non-empty `id` and `type`.
 
+mod block;
 mod collection;
 mod lines;
 pub mod lint;
@@ -465,6 +471,16 @@ pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
         }
     };
     let depth = limits.nesting_depth.min(Limits::MAX_NESTING_DEPTH);
+    let budget = Budget::new(limits.yaml_nodes, limits.yaml_text, depth);
+    if let Some(documents) = block::documents(text, &budget) {
+        // Plain block YAML: no flow collections to measure, no tags (see `block.rs`).
+        let layout = Layout::new(text);
+        let mut reader = Reader::new(&layout, limits, &budget);
+        for document in documents {
+            reader.document(document);
+        }
+        return reader.finish();
+    }
     let scanned = scan::scan(text, depth);
     if let Some(line) = scanned.too_deep {
         let message = format!("lists and mappings nest deeper than {depth} levels");
@@ -478,15 +494,7 @@ pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
         .into_iter()
         .next()
         .map(|(line, tag)| (layout.document_of_line(line), line, tag));
-    let budget = Budget::new(limits.yaml_nodes, limits.yaml_text, depth);
-    let mut reader = Reader {
-        layout: &layout,
-        collection: Collection::default(),
-        lookups: Cell::new(LINE_LOOKUPS),
-        field_length: limits.field_length,
-        budget: &budget,
-        parsed: ParsedFile::default(),
-    };
+    let mut reader = Reader::new(&layout, limits, &budget);
     let stop = tagged.as_ref().map(|(index, _, _)| *index);
     for document in yaml::documents(text, &budget).stop_at(stop) {
         reader.document(document);
@@ -505,12 +513,59 @@ pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
             message,
         });
     }
-    // The record lives in the cache and the merge for the whole run: a `Vec` grown by `push` keeps
-    // room for four rules (1.7 kB) where a file almost always has one.
-    let mut parsed = reader.parsed;
-    parsed.rules.shrink_to_fit();
-    parsed.problems.shrink_to_fit();
-    parsed
+    reader.finish()
+}
+
+/// Checks the block loader (`block.rs`) against `yaml_serde` on one file: panics when the block
+/// loader accepts the text but loads other documents than `yaml.rs` does. Returns whether it
+/// accepted the text. For the `parse_rule` fuzz target and the corpus check; not for building.
+#[doc(hidden)]
+pub fn check_block_loader(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let limits = Limits::default();
+    let depth = limits.nesting_depth.min(Limits::MAX_NESTING_DEPTH);
+    let budget = || Budget::new(limits.yaml_nodes, limits.yaml_text, depth);
+    let Some(fast) = block::documents(text, &budget()) else {
+        return false;
+    };
+    let slow_budget = budget();
+    let slow: Vec<Document> = yaml::documents(text, &slow_budget).collect();
+    let loaded = |docs: &[Document]| -> Vec<(usize, Result<Node, yaml::YamlError>, usize)> {
+        docs.iter()
+            .map(|d| (d.index, d.node.clone(), d.duplicates.len()))
+            .collect()
+    };
+    assert_eq!(
+        loaded(&fast),
+        loaded(&slow),
+        "block loader and yaml_serde differ on {text:?}"
+    );
+    true
+}
+
+impl<'a> Reader<'a> {
+    fn new(layout: &'a Layout<'a>, limits: &Limits, budget: &'a Budget) -> Self {
+        Reader {
+            layout,
+            collection: Collection::default(),
+            lookups: Cell::new(LINE_LOOKUPS),
+            field_length: limits.field_length,
+            budget,
+            parsed: ParsedFile::default(),
+        }
+    }
+
+    fn finish(self) -> ParsedFile {
+        // The record lives in the cache and the merge for the whole run: a `Vec` grown by `push`
+        // keeps room for four rules (1.7 kB) where a file almost always has one.
+        let mut parsed = self.parsed;
+        parsed.rules.shrink_to_fit();
+        parsed.problems.shrink_to_fit();
+        parsed
+    }
 }
 
 /// Reads the documents of one file.

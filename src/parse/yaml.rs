@@ -239,6 +239,27 @@ impl Budget {
         }
     }
 
+    /// How deep lists and mappings may nest.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Whether `nodes` nodes and `text` bytes of scalar are left.
+    pub(crate) fn fits(&self, nodes: usize, text: usize) -> bool {
+        nodes <= self.nodes.get() && text <= self.text.get()
+    }
+
+    /// Takes `nodes` nodes and `text` bytes of scalar at once; `false` (taking nothing) when they
+    /// are not left.
+    pub(crate) fn take_all(&self, nodes: usize, text: usize) -> bool {
+        if !self.fits(nodes, text) {
+            return false;
+        }
+        self.nodes.set(self.nodes.get() - nodes);
+        self.text.set(self.text.get() - text);
+        true
+    }
+
     /// Takes one node with `text` bytes of scalar; `false` when the budget is spent.
     pub(crate) fn take(&self, text: usize) -> bool {
         let (nodes, left) = (self.nodes.get(), self.text.get());
