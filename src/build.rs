@@ -564,6 +564,7 @@ fn attack_index(
         _ => AttackCache {
             hash,
             index: AttackIndex::load(dir)?,
+            stored: None,
         },
     }))
 }

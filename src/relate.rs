@@ -101,8 +101,11 @@ pub enum TagLinks<'a> {
 /// ATT&CK external ids (`T1059.001`, `G0007`, `S0002`) to the uuids of the values that carry them.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackIndex {
+    #[serde(serialize_with = "crate::sorted::ordered")]
     techniques: HashMap<String, Vec<Uuid>>,
+    #[serde(serialize_with = "crate::sorted::ordered")]
     groups: HashMap<String, Vec<Uuid>>,
+    #[serde(serialize_with = "crate::sorted::ordered")]
     software: HashMap<String, Vec<Uuid>>,
 }
 

@@ -1,5 +1,5 @@
 //! Sorted maps decoded in bulk (a serde `deserialize_with` helper for the large maps of the state
-//! files), and [`seek`], for looking items of one sorted sequence up in another by walking both.
+//! files), hash maps encoded in key order ([`ordered`]), and [`seek`], for looking items of one sorted sequence up in another by walking both.
 //!
 //! serde decodes a `BTreeMap` one `insert` at a time, each a descent from the root with a key
 //! comparison per level. The state files hold maps of 100,000 entries written in key order, so this
@@ -13,6 +13,23 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::{Serialize, Serializer};
+
+/// Encodes a hash map in key order (a serde `serialize_with` helper): its bytes then do not depend on
+/// the hasher's seed, which differs from run to run, so an unchanged map is written the same.
+pub fn ordered<S, K, V, H>(
+    map: &std::collections::HashMap<K, V, H>,
+    serializer: S,
+) -> Result<S::Ok, S::Error>
+where
+    S: Serializer,
+    K: Serialize + Ord,
+    V: Serialize,
+{
+    let mut entries: Vec<(&K, &V)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    serializer.collect_map(entries)
+}
 
 /// Advances `cursor`, over items in ascending order of `key_of`, past the items before `key`, and
 /// gives the next one when it has that key. Called with keys in ascending order, it looks every one
@@ -104,6 +121,27 @@ mod tests {
         // And what it reads, serde's own decoder reads the same way.
         let back = postcard::to_stdvec(&bulk).expect("encode");
         assert_eq!(back, bytes);
+    }
+
+    #[test]
+    fn hash_maps_are_encoded_in_key_order_whatever_their_seed() {
+        #[derive(Serialize)]
+        struct Hashed(#[serde(serialize_with = "ordered")] foldhash::HashMap<String, u32>);
+        let encode = |seed: u64| {
+            let mut map = std::collections::HashMap::with_hasher(
+                foldhash::fast::SeedableRandomState::with_seed(
+                    seed,
+                    foldhash::SharedSeed::global_fixed(),
+                ),
+            );
+            map.extend((0..100).map(|i| (format!("k{i:03}"), i)));
+            let map: foldhash::HashMap<String, u32> = map.into_iter().collect();
+            postcard::to_stdvec(&Hashed(map)).expect("encode")
+        };
+        let sorted: BTreeMap<String, u32> = (0..100).map(|i| (format!("k{i:03}"), i)).collect();
+        let expected = postcard::to_stdvec(&OneByOne { entries: sorted }).expect("encode");
+        assert_eq!(encode(1), expected);
+        assert_eq!(encode(2), expected);
     }
 
     #[test]

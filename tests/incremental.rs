@@ -1242,7 +1242,16 @@ fn a_damaged_state_file_is_reported_and_the_build_stays_exact() {
     remove_dir(&env.path("out"));
     remove_dir(&env.path("state"));
     build_into(&env, &src(&c1), "out", "state", attack);
+    // The same file (inode) with the same bytes: an unchanged ATT&CK index is not written again.
+    let attack_file = || {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = state_path(&env, "attack.bin");
+        let inode = std::fs::metadata(&path).expect("attack.bin").ino();
+        (inode, std::fs::read(&path).expect("attack.bin"))
+    };
+    let before = attack_file();
     let s = build_into(&env, &src(&c2), "out", "state", attack);
+    assert_eq!(attack_file(), before, "attack.bin is kept as it was");
     assert!(distrusted(&s).is_empty());
     assert!(s["parsed"].as_u64().unwrap() < total2 as u64, "{s:#}");
     for f in STATE_FILES {

@@ -200,6 +200,10 @@ pub struct AttackCache {
     /// Checksum over the cluster files' checksums.
     pub hash: String,
     pub index: crate::relate::AttackIndex,
+    /// The checksum of the `attack.bin` it was loaded from (none when built in this run): saving
+    /// keeps that file as it is instead of writing the same bytes again.
+    #[serde(skip)]
+    pub stored: Option<String>,
 }
 
 /// A git blob id, as its bytes.
@@ -322,7 +326,10 @@ impl State {
             }
         }
         let build = load(dir, BUILD, &mut checksums, &mut problems);
-        let attack = load(dir, ATTACK, &mut checksums, &mut problems);
+        let attack = load(dir, ATTACK, &mut checksums, &mut problems).map(|a| AttackCache {
+            stored: checksums.get(ATTACK).cloned(),
+            ..a
+        });
         let sources = load(dir, SOURCES, &mut checksums, &mut problems).unwrap_or_default();
         let index: BlobIndex = load(dir, BLOBS, &mut checksums, &mut problems).unwrap_or_default();
         let (entries, shards) = load_shards(&dir.join(PARSED_DIR), &mut problems, &mut checksums);
@@ -706,8 +713,8 @@ pub fn save_parsed(
     Ok(sums)
 }
 
-/// Saves the state after a successful build: the ATT&CK cache and sources first, the build record
-/// last, with the checksums of every state file (`parsed`: those [`save_parsed`] returned).
+/// Saves the state after a successful build: the ATT&CK cache (unless it is the file loaded) and
+/// sources first, the build record last, with the checksums of every state file (`parsed`: those [`save_parsed`] returned).
 pub fn save(
     dir: &Path,
     sources: &Sources,
@@ -718,9 +725,11 @@ pub fn save(
     crate::dirs::create_private(dir).map_err(|e| Error::io(dir, e))?;
     build.state = parsed;
     if let Some(attack) = attack {
-        build
-            .state
-            .insert(ATTACK.to_string(), save_file(dir, ATTACK, attack)?);
+        let sum = match &attack.stored {
+            Some(sum) => sum.clone(),
+            None => save_file(dir, ATTACK, attack)?,
+        };
+        build.state.insert(ATTACK.to_string(), sum);
     }
     build
         .state
