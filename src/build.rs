@@ -412,11 +412,16 @@ pub fn build(config: &Config) -> Result<Summary> {
         reasons,
         timings: timings(config, clock),
     };
-    // The records and the state are not freed one by one on the way out (see crate::free). The
-    // snapshots are dropped here as usual: libgit2 must not be freeing a repository while it shuts
-    // down at exit.
+    // The records, the state and the file lists are not freed one by one on the way out (see
+    // crate::free). The snapshots themselves are dropped here as usual: libgit2 must not be freeing
+    // a repository while it shuts down at exit.
     drop(jobs);
-    crate::free::later((prev, new_sources, parsed.cache, records));
+    let cache = parsed.cache;
+    let files: Vec<_> = snapshots
+        .iter_mut()
+        .map(|s| std::mem::take(&mut s.files))
+        .collect();
+    crate::free::later((prev, new_sources, cache, records, files));
     Ok(summary)
 }
 

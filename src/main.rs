@@ -13,5 +13,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = sigma_galaxy::cli::Cli::parse();
+    sigma_galaxy::free::process_exits();
     ExitCode::from(sigma_galaxy::run(cli))
 }
