@@ -16,8 +16,9 @@
 //! same history (the class a history walk belongs to). The corpus row builds its last commit, and its
 //! incremental figure is the mean one-commit run over the replay of its last 60 commits.
 //!
-//! With `SIGMA_GALAXY_BASELINE=/path/to/an/older/sigma-galaxy`, every build figure is also measured for
-//! that binary, interleaved, so "before" and "after" come from one run on one machine.
+//! With `SIGMA_GALAXY_BASELINE=/path/to/an/older/sigma-galaxy` (several, separated by `:`), every build
+//! figure is also measured for each of those binaries, one after the other for each repository, so
+//! "before" and "after" come from one run on one machine.
 //!
 //! Run: `cargo bench --bench scale` (`-- --sizes 10000,30000` to choose sizes). Needs `../shared` (or
 //! `SIGMA_GALAXY_SHARED=DIR`) and `/usr/bin/time` (Debian package `time`); without them, says so and
@@ -419,10 +420,11 @@ fn main() {
         return;
     }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_sigma-galaxy"));
-    let baseline = std::env::var_os("SIGMA_GALAXY_BASELINE").map(PathBuf::from);
-    let mut bins = vec![("this", bin)];
-    if let Some(b) = baseline {
-        bins.push(("baseline", b));
+    let mut bins = vec![("this".to_string(), bin)];
+    if let Some(baselines) = std::env::var_os("SIGMA_GALAXY_BASELINE") {
+        for (n, b) in std::env::split_paths(&baselines).enumerate() {
+            bins.push((format!("baseline-{}", n + 1), b));
+        }
     }
     let work = tempfile::tempdir().expect("tempdir");
     let corpus = work.path().join("corpus.git");
