@@ -437,7 +437,8 @@ impl Reused {
             })
             .collect();
         wanted.sort_unstable_by_key(|w| (w.0, w.2));
-        let mut file = p.file;
+        // The pieces: runs of wanted spans with gaps below GAP, as (start, end, wanted range).
+        let mut pieces = Vec::new();
         let mut k = 0;
         while k < wanted.len() {
             let start = wanted[k].0;
@@ -447,6 +448,15 @@ impl Reused {
                 end = end.max(wanted[m].0 + wanted[m].1);
                 m += 1;
             }
+            pieces.push((start, end, k..m));
+            k = m;
+        }
+        // Room for all of them at once: grown piece by piece, the buffer would be copied each time
+        // it doubled.
+        self.buf
+            .reserve_exact(pieces.iter().map(|(start, end, _)| end - start).sum());
+        let mut file = p.file;
+        for (start, end, range) in pieces {
             // Read into spare capacity: no zeroing of bytes about to be overwritten.
             let base = self.buf.len();
             let read = file
@@ -463,14 +473,13 @@ impl Reused {
             match read {
                 Ok(()) => {
                     self.pieces += 1;
-                    for &(at, len, i, hash) in &wanted[k..m] {
+                    for &(at, len, i, hash) in &wanted[range] {
                         self.texts.insert(i, (base + at - start, len, hash));
                     }
                 }
                 // A piece that cannot be read is formatted afresh instead.
                 Err(_) => self.buf.truncate(base),
             }
-            k = m;
         }
     }
 
