@@ -945,24 +945,17 @@ fn remembered_uuids(
     jobs: &[FileJob],
     old: &state::ledger::Ledger,
 ) -> state::ledger::Ledger {
-    // Only the files of values without their own id (a few in most galaxies) are looked up: no map
-    // of every file's content is built.
-    let idless: HashSet<(usize, &str)> = values
-        .iter()
-        .filter(|v| !v.own_id)
-        .map(|v| (v.source, v.path.as_str()))
-        .collect();
-    let contents: HashMap<(usize, &str), Digest> = jobs
-        .iter()
-        .filter(|j| idless.contains(&(j.source, j.path)))
-        .map(|j| ((j.source, j.path), j.content.unwrap_or_default()))
-        .collect();
+    // Only the files of values without their own id (a few in most galaxies) are looked up, by a
+    // binary search of the jobs (in source, then path order): nothing is done per file.
+    let content_of = |source: usize, path: &str| {
+        jobs.binary_search_by(|j| (j.source, j.path).cmp(&(source, path)))
+            .ok()
+            .and_then(|at| jobs[at].content)
+            .unwrap_or_default()
+    };
     let mut ledger = state::ledger::Ledger::default();
     for v in values.iter().filter(|v| !v.own_id) {
-        let content = contents
-            .get(&(v.source, v.path.as_str()))
-            .copied()
-            .unwrap_or_default();
+        let content = content_of(v.source, &v.path);
         ledger.record(
             &names[v.source],
             &v.path,

@@ -56,6 +56,7 @@ pub struct Value {
     pub title: String,
     pub source: usize,
     pub path: String,
+    /// The rule, whose own `title` has moved to [`Value::title`] (it is empty here).
     pub rule: Box<Rule>,
     pub link: Option<String>,
     /// The key of the parse record the rule comes from.
@@ -168,7 +169,8 @@ pub fn merge(
         if let Some(first) = own.and_then(|u| first_with_id.get(&u)).map(|&i| &values[i])
             && first.source != c.source
         {
-            let (first_file, first_title) = (file_of(first), &first.rule.title);
+            // (Titles are as the rules have them until all values are made.)
+            let (first_file, first_title) = (file_of(first), &first.title);
             let (code, what) = if first_title.to_lowercase() == c.rule.title.to_lowercase() {
                 (Code::OverriddenRule, String::new())
             } else {
@@ -218,12 +220,15 @@ pub fn merge(
                 (u, false)
             }
         };
+        // The title moves to the value: nothing reads the rule's own after this.
+        let mut rule = c.rule;
+        let title = std::mem::take(&mut rule.title);
         values.push(Value {
             uuid,
-            title: c.rule.title.clone(),
+            title,
             source: c.source,
             path: c.path,
-            rule: c.rule,
+            rule,
             link: c.link,
             record: c.record,
             own_id,
