@@ -23,7 +23,8 @@
 //!                 not even copied when a shard is loaded: it is read back from the same file
 //!                 (checksum checked again) for the values formatted afresh and for the shards
 //!                 rewritten ([`fill_details`]), and nowhere else
-//!   attack.bin    the ATT&CK index, with the checksum of the cluster files it was read from
+//!   attack.bin    the ATT&CK index, with the checksum of the cluster files it was read from (its
+//!                 maps in key order; kept as it is while those files do not change)
 //!   mirrors/      bare mirrors of remote sources (see crate::sources)
 //! ```
 //!
