@@ -281,7 +281,7 @@ impl Content {
     }
 }
 
-/// The key under which a value's formatted text is reused: a hash of everything [`write_value`]
+/// The key under which a value's formatted text is reused: a hash of everything `write_value`
 /// reads. The rule record stands in by its identity, the parse key of its file's content
 /// ([`Value::record`], which covers the parser format) and its document index; merge changes nothing
 /// of a record but the uuid, title and provenance it gives, which are hashed here with the link, the
@@ -922,7 +922,7 @@ fn previous_value_versions(path: &Path) -> BTreeMap<Uuid, (TextHash, i64)> {
         .collect()
 }
 
-/// The cluster with a `version` in each value (see [`with_value_versions`]), against the cluster file
+/// The cluster with a `version` in each value (see `with_value_versions`), against the cluster file
 /// in `out` now (`prior`: its fingerprint, [`prior`]) and the content clock `base`, as [`write()`] will
 /// version the cluster itself.
 pub fn value_versions(

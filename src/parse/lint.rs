@@ -9,7 +9,7 @@
 use super::{Problem, Rule, RuleKind};
 use crate::findings::Code;
 
-/// The codes [`lint`] reports.
+/// The codes `lint` reports.
 pub const CODES: [Code; 6] = [
     Code::MissingLogsource,
     Code::MissingId,
