@@ -215,6 +215,28 @@ impl<'t> Doc<'t> {
         }
     }
 
+    /// Moves to the next content line of a collection whose entries are at column `col`: true when
+    /// it is at that column, false when the collection has ended (no more lines, or one further
+    /// left), `None` (decline) when it is further right.
+    fn next_at(&mut self, col: isize) -> Option<bool> {
+        self.skip();
+        let Some(c) = self.col() else {
+            return Some(false);
+        };
+        match (c as isize).cmp(&col) {
+            std::cmp::Ordering::Less => Some(false),
+            std::cmp::Ordering::Equal => Some(true),
+            std::cmp::Ordering::Greater => None,
+        }
+    }
+
+    /// After a scalar in a collection at column `col`: the next content line must not be more
+    /// indented, which would continue the scalar, or be an error.
+    fn after_scalar(&mut self, col: isize) -> Option<()> {
+        self.skip();
+        self.col().is_none_or(|c| c as isize <= col).then_some(())
+    }
+
     fn enter(&mut self) -> Option<()> {
         self.nodes += 1;
         self.depth += 1;
@@ -233,16 +255,7 @@ impl<'t> Doc<'t> {
     fn map(&mut self, col: isize) -> Option<Node> {
         self.enter()?;
         let mut map = Map::default();
-        loop {
-            self.skip();
-            let Some(c) = self.col() else { break };
-            let c = c as isize;
-            if c < col {
-                break;
-            }
-            if c > col {
-                return None;
-            }
+        while self.next_at(col)? {
             let rest = self.rest();
             if is_entry(rest) {
                 break;
@@ -264,16 +277,7 @@ impl<'t> Doc<'t> {
     fn seq(&mut self, col: isize) -> Option<Node> {
         self.enter()?;
         let mut items = Vec::new();
-        loop {
-            self.skip();
-            let Some(c) = self.col() else { break };
-            let c = c as isize;
-            if c < col {
-                break;
-            }
-            if c > col {
-                return None;
-            }
+        while self.next_at(col)? {
             let rest = self.rest();
             if !is_entry(rest) {
                 break;
@@ -319,11 +323,7 @@ impl<'t> Doc<'t> {
             }
         };
         self.pos += 1;
-        // A more indented line after a scalar would continue it, or be an error.
-        self.skip();
-        if self.col().is_some_and(|c| c as isize > col) {
-            return None;
-        }
+        self.after_scalar(col)?;
         self.scalar(node)
     }
 
@@ -406,10 +406,7 @@ impl<'t> Doc<'t> {
         if !strip {
             text.push('\n');
         }
-        self.skip();
-        if self.col().is_some_and(|c| c as isize > col) {
-            return None;
-        }
+        self.after_scalar(col)?;
         self.scalar(Node::Str(text))
     }
 }

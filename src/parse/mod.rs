@@ -470,8 +470,8 @@ pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
             );
         }
     };
-    let depth = limits.nesting_depth.min(Limits::MAX_NESTING_DEPTH);
-    let budget = Budget::new(limits.yaml_nodes, limits.yaml_text, depth);
+    let budget = yaml_budget(limits);
+    let depth = budget.depth();
     if let Some(documents) = block::documents(text, &budget) {
         // Plain block YAML: no flow collections to measure, no tags (see `block.rs`).
         let layout = Layout::new(text);
@@ -516,6 +516,13 @@ pub fn parse_file(bytes: &[u8], limits: &Limits) -> ParsedFile {
     reader.finish()
 }
 
+/// What one file may load, from `limits`: the node and text budget and the nesting depth (never
+/// past [`Limits::MAX_NESTING_DEPTH`]), for either loader.
+fn yaml_budget(limits: &Limits) -> Budget {
+    let depth = limits.nesting_depth.min(Limits::MAX_NESTING_DEPTH);
+    Budget::new(limits.yaml_nodes, limits.yaml_text, depth)
+}
+
 /// Checks the block loader (`block.rs`) against `yaml_serde` on one file: panics when the block
 /// loader accepts the text but loads other documents than `yaml.rs` does. Returns whether it
 /// accepted the text. For the `parse_rule` fuzz target and the corpus check; not for building.
@@ -526,12 +533,10 @@ pub fn check_block_loader(bytes: &[u8]) -> bool {
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let limits = Limits::default();
-    let depth = limits.nesting_depth.min(Limits::MAX_NESTING_DEPTH);
-    let budget = || Budget::new(limits.yaml_nodes, limits.yaml_text, depth);
-    let Some(fast) = block::documents(text, &budget()) else {
+    let Some(fast) = block::documents(text, &yaml_budget(&limits)) else {
         return false;
     };
-    let slow_budget = budget();
+    let slow_budget = yaml_budget(&limits);
     let slow: Vec<Document> = yaml::documents(text, &slow_budget).collect();
     let loaded = |docs: &[Document]| -> Vec<(usize, Result<Node, yaml::YamlError>, usize)> {
         docs.iter()
