@@ -419,6 +419,10 @@ struct Reused {
 impl Reused {
     /// Bytes between two spans below which both are read in one piece.
     const GAP: usize = 64 * 1024;
+    /// The old text one batch reads at most (about): the buffer stays this size, in cache, instead of
+    /// growing to a batch of 8,192 values' texts (12 MB at 100k rules, the whole file of a small
+    /// galaxy) in fresh pages.
+    const CAP: usize = 1024 * 1024;
 
     /// Reads the texts `batch` can reuse, in place of the last batch's.
     fn read(&mut self, previous: Option<Previous<'_>>, batch: &[usize], old: &[Option<Span>]) {
@@ -488,6 +492,32 @@ impl Reused {
         let &(at, len, hash) = self.texts.get(&i)?;
         Some((at..at + len, hash))
     }
+}
+
+/// `order` in batches of at most `count` values, each ending once the old texts its values reuse
+/// (`old`, see [`old_spans`]) pass `bytes`: a build formatting afresh gets full batches to share
+/// between threads, one copying old texts gets batches whose texts fit [`Reused::CAP`].
+fn batches<'o>(
+    order: &'o [usize],
+    old: &[Option<Span>],
+    count: usize,
+    bytes: usize,
+) -> impl Iterator<Item = &'o [usize]> {
+    let mut rest = order;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut held = 0;
+        let mut end = 0;
+        while end < rest.len().min(count) && held < bytes {
+            held += old.get(rest[end]).copied().flatten().map_or(0, |s| s.len);
+            end += 1;
+        }
+        let (batch, after) = rest.split_at(end);
+        rest = after;
+        Some(batch)
+    })
 }
 
 /// A cluster file written while it is formatted, so that its text is never held whole: a temporary
@@ -668,7 +698,7 @@ pub fn cluster_content(
             sink.push(opening.as_bytes())?;
             let mut n = 0;
             let mut reused = Reused::default();
-            for batch in order.chunks(BATCH) {
+            for batch in batches(&order, old, BATCH, Reused::CAP) {
                 reused.read(previous, batch, old);
                 let runs: Vec<Run> = batch
                     .par_chunks(RUN)
@@ -1306,6 +1336,40 @@ mod tests {
         let new_text = spliced.parts.concat();
         let Span { at, len, .. } = spliced.spans[&value_key(&next[7], &[])];
         assert!(new_text[at..at + len].contains("\"value\": \"Changed\""));
+    }
+
+    #[test]
+    fn batches_end_at_their_count_or_once_their_old_texts_pass_the_cap() {
+        let span = |len| {
+            Some(Span {
+                at: 0,
+                len,
+                hash: crate::hash::Bytes([0; 32]),
+            })
+        };
+        // Values 0..10 in reverse order; 2, 3 and 7 reuse 400 bytes each, the rest nothing.
+        let order: Vec<usize> = (0..10).rev().collect();
+        let mut old = vec![None; 10];
+        for i in [2, 3, 7] {
+            old[i] = span(400);
+        }
+        let sizes = |count, bytes| -> Vec<Vec<usize>> {
+            batches(&order, &old, count, bytes)
+                .map(<[usize]>::to_vec)
+                .collect()
+        };
+        // Formatted afresh: batches of `count`.
+        assert_eq!(
+            sizes(4, usize::MAX),
+            [vec![9, 8, 7, 6], vec![5, 4, 3, 2], vec![1, 0]]
+        );
+        // Copying: a batch ends with the value whose text reaches the cap.
+        assert_eq!(sizes(100, 800), [vec![9, 8, 7, 6, 5, 4, 3], vec![2, 1, 0]]);
+        assert_eq!(
+            sizes(100, 1),
+            [vec![9, 8, 7], vec![6, 5, 4, 3], vec![2], vec![1, 0]]
+        );
+        assert!(batches(&[], &old, 4, 1).next().is_none());
     }
 
     #[test]
