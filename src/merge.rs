@@ -128,25 +128,37 @@ pub fn merge(
 ) -> Vec<Value> {
     let default_policy = SourcePolicy::default();
     let policy = |source: usize| policies.get(source).unwrap_or(&default_policy);
+    // The rules kept, and their own ids where valid UUIDs, found in one pass: it reads each rule once
+    // (100k rules do not stay in cache from one pass to the next).
+    let mut ids: Vec<Option<Uuid>> = Vec::with_capacity(candidates.len());
     candidates.retain(|c| {
-        (c.rule.kind != RuleKind::Filter || filters) && accepts(&policy(c.source).rules, &c.rule)
+        let keep = (c.rule.kind != RuleKind::Filter || filters)
+            && accepts(&policy(c.source).rules, &c.rule);
+        if keep {
+            ids.push(c.rule.id.as_deref().and_then(parse_id));
+        }
+        keep
     });
-    // Precedence: higher priority first, then list order; within a source, path and index order.
-    candidates.sort_by_key(|c| (std::cmp::Reverse(policy(c.source).priority), c.source));
-    let mut used: HashSet<Uuid> = HashSet::with_capacity(candidates.len());
+    // Precedence: higher priority first, then list order; within a source, path and index order
+    // (the order they come in, so sorting is needed only when priorities reorder the sources).
+    let rank = |c: &Candidate| (std::cmp::Reverse(policy(c.source).priority), c.source);
+    if !candidates.is_sorted_by_key(rank) {
+        let mut both: Vec<(Candidate, Option<Uuid>)> = candidates.into_iter().zip(ids).collect();
+        both.sort_by_key(|(c, _)| rank(c));
+        (candidates, ids) = both.into_iter().unzip();
+    }
+    let n = candidates.len();
+    let mut used: HashSet<Uuid> = HashSet::with_capacity(n);
     // The first rule with each id: the index of its value.
-    let mut first_with_id: HashMap<Uuid, usize> = HashMap::new();
-    let mut values: Vec<Value> = Vec::with_capacity(candidates.len());
+    let mut first_with_id: HashMap<Uuid, usize> = HashMap::with_capacity(n);
+    let mut values: Vec<Value> = Vec::with_capacity(n);
     // Where a value came from, as findings name it.
     let file_of = |v: &Value| format!("{}:{}", sources[v.source], v.path);
 
     // Rules with their own valid ids claim them first, so that a derived or remembered uuid can never
     // take an id that a later rule states explicitly.
-    let ids: Vec<Option<Uuid>> = candidates
-        .iter()
-        .map(|c| c.rule.id.as_deref().and_then(parse_id))
-        .collect();
-    let claimed: HashSet<Uuid> = ids.iter().flatten().copied().collect();
+    let mut claimed: HashSet<Uuid> = HashSet::with_capacity(n);
+    claimed.extend(ids.iter().flatten());
 
     for (c, own) in candidates.into_iter().zip(ids) {
         let source = &sources[c.source];
@@ -248,7 +260,7 @@ fn make_titles_storable(
 ) {
     let budget = MAX_TAG_CHARS - format!("misp-galaxy:{kind}=\"\"").chars().count();
     // Lower-cased title → the source of the value that has it.
-    let mut taken: HashMap<String, usize> = HashMap::new();
+    let mut taken: HashMap<String, usize> = HashMap::with_capacity(values.len());
     for v in values.iter_mut() {
         let source = &sources[v.source];
         let mut notes = Vec::new();
