@@ -269,7 +269,7 @@ pub fn sigma_relation(kind: &str) -> Option<RelationKind> {
 pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Related {
     // Targets by the rule's own id (even when a duplicate got a derived uuid, the id names the first)
     // and by correlation `name`.
-    let mut by_id: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut by_id: HashMap<Uuid, Uuid> = HashMap::with_capacity(values.len());
     let mut by_name: HashMap<&str, Uuid> = HashMap::new();
     for v in values {
         // A value with its own id has it as its uuid: not parsed again.
