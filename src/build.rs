@@ -527,8 +527,8 @@ struct Parsed<'s> {
     keys: Vec<(Digest, usize)>,
     /// The new cache: exactly the current files' contents.
     cache: ParseCache,
-    /// The parse cache shards whose entries changed (added or dropped).
-    dirty: std::collections::BTreeSet<String>,
+    /// The first bytes of the parse keys added or dropped (what tells which shards changed).
+    dirty: std::collections::BTreeSet<u8>,
     /// Files parsed this run.
     count: usize,
 }
@@ -724,7 +724,7 @@ fn parse_rules<'s>(
                 });
             }
             if let std::collections::btree_map::Entry::Vacant(e) = cache.entries.entry(key) {
-                dirty.insert(state::shard_of(&key));
+                dirty.insert(key.bytes()[0]);
                 e.insert(parsed);
             }
         }
@@ -740,7 +740,7 @@ fn parse_rules<'s>(
     cache.entries.retain(|key, _| {
         let keep = seek(&mut used, key, |(k, _)| k).is_some();
         if !keep {
-            dirty.insert(state::shard_of(key));
+            dirty.insert(key.bytes()[0]);
         }
         keep
     });
