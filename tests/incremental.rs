@@ -1496,18 +1496,35 @@ fn a_build_killed_mid_run_leaves_complete_outputs_and_the_next_run_is_exact() {
         (writing.unwrap_or(took), took)
     };
     time_a_build();
-    let (writing, took) = time_a_build();
-    let ms = Duration::from_millis;
-    let mut plan: Vec<(bool, Duration)> = [ms(5), ms(60), ms(150), took / 2]
+    // Each kill's delay comes from a build timed just before it, as a share of its run time or an
+    // offset from when it started writing: tests run in parallel, and a plan fixed from one early
+    // timing under load would let the kills land after faster builds have finished.
+    enum At {
+        Share(u32),
+        Writing(i64),
+    }
+    let mut plan: Vec<(bool, At)> = [3, 25, 50, 75]
         .into_iter()
-        .chain((0..5).map(|k| (writing + ms(3 * k)).saturating_sub(ms(6))))
-        .map(|d| (true, d))
+        .map(|p| (true, At::Share(p)))
+        .chain((-2..=2).map(|k| (true, At::Writing(3 * k))))
         .collect();
-    plan.push((false, writing));
+    plan.push((false, At::Writing(0)));
 
     let mut seen = Vec::new();
     let mut killed = 0;
-    for (with_old, delay) in plan {
+    for (with_old, at) in plan {
+        let (writing, took) = time_a_build();
+        let delay = match at {
+            At::Share(p) => took * p / 100,
+            At::Writing(ms) => {
+                let d = Duration::from_millis(ms.unsigned_abs());
+                if ms < 0 {
+                    writing.saturating_sub(d)
+                } else {
+                    writing + d
+                }
+            }
+        };
         let label = format!(
             "killed after {delay:?} (build takes {took:?}, writes from {writing:?}, previous output: {with_old})"
         );
