@@ -1016,11 +1016,11 @@ mod tests {
             .flat_map(|(key, file)| file.rules.iter_mut().map(move |r| (key, &mut r.details)))
     }
 
-    #[test]
-    fn details_stay_in_the_shard_files_until_filled() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// A parse cache of one rule per key, the key's first byte and the rule's title given, each
+    /// with a description (so its details are left in the shard on load).
+    fn cache_of(rules: &[(u8, &str)]) -> ParseCache {
         let mut p = ParseCache::default();
-        for (first, text) in [(0xaa, "a"), (0xbb, "b")] {
+        for &(first, text) in rules {
             let mut rule = crate::parse::Rule::titled(text);
             rule.details = Body::new(crate::parse::Details {
                 description: Some(format!("about {text}")),
@@ -1032,6 +1032,13 @@ mod tests {
             };
             p.entries.insert(key_in(first), file);
         }
+        p
+    }
+
+    #[test]
+    fn details_stay_in_the_shard_files_until_filled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = cache_of(&[(0xaa, "a"), (0xbb, "b")]);
         let sums = save_fresh(dir.path(), &p);
         save(
             dir.path(),
@@ -1105,19 +1112,7 @@ mod tests {
     #[test]
     fn a_cache_that_changes_layout_is_rewritten_whole_and_the_old_shards_go() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut p = ParseCache::default();
-        for (first, text) in [(0xa1, "a"), (0xa2, "b"), (0xbb, "c")] {
-            let mut rule = crate::parse::Rule::titled(text);
-            rule.details = Body::new(crate::parse::Details {
-                description: Some(format!("about {text}")),
-                ..Default::default()
-            });
-            let file = ParsedFile {
-                rules: vec![rule],
-                problems: Vec::new(),
-            };
-            p.entries.insert(key_in(first), file);
-        }
+        let p = cache_of(&[(0xa1, "a"), (0xa2, "b"), (0xbb, "c")]);
         // As a cache of more than SMALL_CACHE records was saved: two digits.
         let (none, nothing) = (Shards::new(), Checksums::new());
         let sums =
