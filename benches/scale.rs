@@ -15,7 +15,16 @@
 //! build does), write the parsed records as JSON; plus `git log --first-parent --name-only` over the
 //! same history (the class a history walk belongs to), median of 3 like the clean builds. The corpus
 //! row builds its last commit, and its incremental figure is the mean one-commit run over the replay
-//! of its last 60 commits.
+//! of its last 60 commits. Below each table, the **output floor** of an incremental build: what any
+//! build that rewrites the cluster must spend however much it caches (read and checksum the previous
+//! file, write and checksum the new one, rename it over), in this process, median of 3.
+//!
+//! On a virtual machine whose balloon device reports free pages to the host (virtio-balloon
+//! `free_page_reporting`, as on the machines this project runs on), memory a process touches for the
+//! first time after others freed a lot of it can cost several times its usual system time, the host
+//! backing each page again: a 100k-rule incremental run took 0.20 s of system time after small runs
+//! and 0.80 s right after a process freed 3 GB. Runs here come after the floor and the clean builds,
+//! which free gigabytes; their system time is the most variable part of the figures.
 //!
 //! With `SIGMA_GALAXY_BASELINE=/path/to/an/older/sigma-galaxy` (several, separated by `:`), every build
 //! figure is also measured for each of those binaries, one after the other for each repository, so
@@ -269,6 +278,53 @@ fn floor_once(repo: &Path, commit: &str, scratch: &Path) -> Floor {
     }
 }
 
+/// What any incremental build that rewrites the cluster file must do at the least, whatever it
+/// caches: read the previous file and checksum it, write the new one (here the same bytes) and
+/// checksum it, rename it over the old one. CPU of this process (it reads and writes through one
+/// 1 MB buffer, as a build's own floor would), median of 3, each on a fresh copy of `cluster`.
+fn output_floor(cluster: &Path, scratch: &Path) -> f64 {
+    use std::io::Read as _;
+    let mut runs: Vec<f64> = (0..3)
+        .map(|_| {
+            let old = scratch.join("output-floor.json");
+            std::fs::copy(cluster, &old).unwrap();
+            let _ = Command::new("sync").status();
+            let t0 = self_cpu();
+            let mut input = std::fs::File::open(&old).unwrap();
+            let tmp = scratch.join("output-floor.json.tmp");
+            let mut output = std::fs::File::create(&tmp).unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            let (mut read, mut written) = (
+                sigma_galaxy::hash::Checksum::new(),
+                sigma_galaxy::hash::Checksum::new(),
+            );
+            loop {
+                let n = input.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                read.update(&buf[..n]);
+                output.write_all(&buf[..n]).unwrap();
+                written.update(&buf[..n]);
+            }
+            drop(output);
+            std::fs::rename(&tmp, &old).unwrap();
+            drop(input);
+            let spent = self_cpu() - t0;
+            std::hint::black_box((read.hex(), written.hex()));
+            spent
+        })
+        .collect();
+    let _ = std::fs::remove_file(scratch.join("output-floor.json"));
+    runs.sort_by(f64::total_cmp);
+    runs[1]
+}
+
+/// The cluster file a build left in `out`.
+fn cluster_in(out: &Path) -> PathBuf {
+    out.join("clusters/sigma-rules.json")
+}
+
 impl Floor {
     fn total(&self) -> f64 {
         self.read + self.parse + self.json + self.log.cpu
@@ -404,6 +460,21 @@ fn figures(
     }
 }
 
+/// Prints the [`output_floor`] of the cluster at `cluster`, as a share of the first binary's clean
+/// build (`clean`, CPU s).
+fn output_floor_line(cluster: &Path, scratch: &Path, clean: Option<f64>) {
+    let size = std::fs::metadata(cluster).map_or(0, |m| m.len());
+    let cpu = output_floor(cluster, scratch);
+    println!(
+        "  output floor of an incremental build ({:.0} MB cluster read and checksummed, written, checksummed, renamed over): {cpu:.3}s cpu{}",
+        size as f64 / 1e6,
+        clean.map_or_else(String::new, |c| format!(
+            " = {:.1}% of this clean",
+            100.0 * cpu / c
+        )),
+    );
+}
+
 fn row(label: &str, f: &Figures, floor: f64) {
     let pct = |c: &Cost| 100.0 * c.cpu / f.clean.cpu;
     println!(
@@ -488,6 +559,7 @@ fn main() {
         fl.log.cpu
     );
     let replay_from = commits.len().saturating_sub(61);
+    let mut first_clean = None;
     for (name, b) in &bins {
         let dir = work.path().join(format!("corpus-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -505,8 +577,14 @@ fn main() {
         f.change = chain.change;
         f.stages = String::new();
         row(&format!("  {name}"), &f, fl.total());
+        first_clean.get_or_insert(f.clean.cpu);
     }
     println!("  (change = mean one-commit incremental run over the last 60 commits)");
+    output_floor_line(
+        &cluster_in(&work.path().join(format!("corpus-{}/out", bins[0].0))),
+        work.path(),
+        first_clean,
+    );
 
     for size in sizes {
         let dir = work.path().join(format!("s{size}"));
@@ -524,6 +602,7 @@ fn main() {
             fl.json,
             fl.log.cpu
         );
+        let mut clean = None;
         for (name, b) in &bins {
             let sub = dir.join(name);
             std::fs::create_dir_all(&sub).unwrap();
@@ -536,7 +615,9 @@ fn main() {
                 &sub,
             );
             row(&format!("  {name}"), &f, fl.total());
+            clean.get_or_insert(f.clean.cpu);
         }
+        output_floor_line(&cluster_in(&dir.join(&bins[0].0).join("out")), &dir, clean);
         if std::env::var_os("SIGMA_GALAXY_BENCH_KEEP").is_some() {
             let kept = std::env::temp_dir().join(format!("sigma-galaxy-scale-{size}.git"));
             let _ = std::fs::remove_dir_all(&kept);
