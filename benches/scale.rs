@@ -20,11 +20,12 @@
 //! file, write and checksum the new one, rename it over), in this process, median of 3.
 //!
 //! On a virtual machine whose balloon device reports free pages to the host (virtio-balloon
-//! `free_page_reporting`, as on the machines this project runs on), memory a process touches for the
-//! first time after others freed a lot of it can cost several times its usual system time, the host
-//! backing each page again: a 100k-rule incremental run took 0.20 s of system time after small runs
-//! and 0.80 s right after a process freed 3 GB. Runs here come after the floor and the clean builds,
-//! which free gigabytes; their system time is the most variable part of the figures.
+//! `free_page_reporting`, as on the machines this project runs on), a page the guest has reported
+//! free costs several times its usual system time when it is next used, the host backing it again:
+//! a 100k-rule incremental run took 0.20 s of system time right after a run like it (it got the pages
+//! that run had just freed) and 0.80 s when another process had just taken 3 GB (38% of its samples
+//! in the kernel zeroing pages). Runs here come after the floor and the clean builds, which take and
+//! free gigabytes; their system time is the most variable part of the figures.
 //!
 //! With `SIGMA_GALAXY_BASELINE=/path/to/an/older/sigma-galaxy` (several, separated by `:`), every build
 //! figure is also measured for each of those binaries, one after the other for each repository, so
