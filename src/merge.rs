@@ -265,12 +265,7 @@ fn make_titles_storable(
         let source = &sources[v.source];
         let mut notes = Vec::new();
         // Almost every title is storable as it is: kept, not copied.
-        let as_is = !v.title.is_empty()
-            && !v
-                .title
-                .chars()
-                .any(|c| is_hidden(c) || c == '"' || c.len_utf8() == 4)
-            && v.title.chars().count() <= budget;
+        let as_is = storable_as_is(&v.title, budget);
         let mut title = match as_is {
             true => std::mem::take(&mut v.title),
             false => {
@@ -316,6 +311,22 @@ fn make_titles_storable(
         }
         v.title = title;
     }
+}
+
+/// Whether `title` is stored as it is: not empty, nothing hidden ([`is_hidden`]), no `"`, no 4-byte
+/// character and at most `budget` characters. An ASCII title (nearly every one) is judged byte by
+/// byte: its only hidden characters are the ASCII controls, and its characters are its bytes.
+fn storable_as_is(title: &str, budget: usize) -> bool {
+    if title.is_empty() {
+        return false;
+    }
+    if title.is_ascii() {
+        return title.len() <= budget && !title.bytes().any(|b| b.is_ascii_control() || b == b'"');
+    }
+    !title
+        .chars()
+        .any(|c| is_hidden(c) || c == '"' || c.len_utf8() == 4)
+        && title.chars().count() <= budget
 }
 
 /// Whether `c` is invisible or reorders text around it: bidirectional controls (U+202A–U+202E,
@@ -395,6 +406,25 @@ mod tests {
     use super::*;
 
     const GALAXY: Uuid = Uuid::from_u128(0x9cf7cd2e_d5f1_48c4_9909_7896ba1c96b2);
+
+    proptest::proptest! {
+        /// The byte-wise judgement of ASCII titles is the character-wise one: ASCII strings with
+        /// any control character, `"` or DEL, other strings, budgets around their length.
+        #[test]
+        fn ascii_titles_are_judged_as_every_title_is(
+            title in proptest::prop_oneof![
+                proptest::string::string_regex("[\\x00-\\x7f]{0,12}").expect("a regex"),
+                proptest::string::string_regex(".{0,12}").expect("a regex"),
+            ],
+            slack in 0usize..4,
+        ) {
+            let budget = (title.chars().count() + slack).saturating_sub(2);
+            let by_chars = !title.is_empty()
+                && !title.chars().any(|c| is_hidden(c) || c == '"' || c.len_utf8() == 4)
+                && title.chars().count() <= budget;
+            proptest::prop_assert_eq!(storable_as_is(&title, budget), by_chars);
+        }
+    }
 
     fn rule(title: &str, id: Option<&str>, index: u32) -> Rule {
         Rule {
