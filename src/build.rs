@@ -22,7 +22,7 @@ use crate::parse::{self, Limits, ParsedFile};
 use crate::relate::{self, AttackIndex};
 use crate::report::{SourceSummary, Stopwatch, Summary, Timing};
 use crate::sorted::seek;
-use crate::sources::{self, Snapshot};
+use crate::sources::{self, LinkRev, Snapshot, SourceLinks};
 use crate::state::key::{self, BuildKey, FilterKey};
 use crate::state::reason::{LedgerWhy, Reason};
 use crate::state::{
@@ -289,11 +289,16 @@ pub fn build(config: &Config) -> Result<Summary> {
         &cluster_file,
         prev.sources.outputs[0].as_ref(),
     )?;
+    // Each source's web links, made only for the values formatted afresh.
+    let links: Vec<Option<SourceLinks>> = snapshots.iter().map(SourceLinks::of).collect();
     // Unchanged values are copied from the previous cluster file, when it is the one last written.
     let value_keys: Vec<emit::ValueKey> = values
         .par_iter()
         .enumerate()
-        .map(|(i, v)| emit::value_key(v, related.get(i).map_or(&[][..], Vec::as_slice)))
+        .map(|(i, v)| {
+            let related = related.get(i).map_or(&[][..], Vec::as_slice);
+            emit::value_key(v, related, &links)
+        })
         .collect();
     // The files there now, each checksummed once: unchanged values are copied from the cluster file
     // when it is the one last written.
@@ -324,6 +329,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         &config.galaxy,
         &values,
         &related,
+        &links,
         &value_keys,
         previous,
         &old,
@@ -894,19 +900,13 @@ fn candidates(
                 &snap.name, job.path, p.line, p.code, p.message,
             ));
         }
-        let link = snap.web.as_ref().map(|w| {
-            let rev = match config.ref_style {
-                RefStyle::LastChange => last_change(&mut cursors[job.source], job.path)
-                    .or_else(|| walked.histories[job.source].last_change.get(job.path))
-                    .map(|id| crate::hash::hex(&id.0))
-                    .unwrap_or_else(|| snap.commit.to_string()),
-                RefStyle::Commit => snap.commit.to_string(),
-                RefStyle::Branch => snap
-                    .branch
-                    .clone()
-                    .unwrap_or_else(|| snap.commit.to_string()),
-            };
-            w.file_url(&rev, job.path)
+        // Only the revision: the link is made when the value is formatted (see `SourceLinks`).
+        let link = snap.web.as_ref().map(|_| match config.ref_style {
+            RefStyle::LastChange => last_change(&mut cursors[job.source], job.path)
+                .or_else(|| walked.histories[job.source].last_change.get(job.path))
+                .map_or(LinkRev::Commit, |id| LinkRev::Change(*id)),
+            RefStyle::Commit => LinkRev::Commit,
+            RefStyle::Branch => LinkRev::Branch,
         });
         let mut hex = [0; 64];
         let content = job.content.unwrap_or_default();
@@ -929,7 +929,7 @@ fn candidates(
                 path: job.path.to_string(),
                 remembered,
                 rule: Box::new(rule),
-                link: link.clone(),
+                link,
                 record: key,
             });
         }

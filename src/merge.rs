@@ -24,6 +24,7 @@ use crate::config::RuleFilter;
 use crate::findings::{Code, Finding};
 use crate::hash::Digest;
 use crate::parse::{Rule, RuleKind};
+use crate::sources::LinkRev;
 
 /// MISP's tag column width: `misp-galaxy:TYPE="VALUE"` must fit.
 pub const MAX_TAG_CHARS: usize = 255;
@@ -39,8 +40,9 @@ pub struct Candidate {
     /// them holds a pointer each, not the record (the candidates' and values' Vecs are alive
     /// together during the merge: 40 MB less at 100k rules).
     pub rule: Box<Rule>,
-    /// The link to the rule file, if the source has a web URL.
-    pub link: Option<String>,
+    /// The revision the rule file's web link names, if the source has web links (the link is made
+    /// when the value is formatted).
+    pub link: Option<LinkRev>,
     /// The uuid its identity gives this rule when that is not the one derived from its path (its file
     /// was renamed on the history, or the ledger remembers it), used when it has no valid id of its own.
     pub remembered: Option<Uuid>,
@@ -58,7 +60,8 @@ pub struct Value {
     pub path: String,
     /// The rule, whose own `title` has moved to [`Value::title`] (it is empty here).
     pub rule: Box<Rule>,
-    pub link: Option<String>,
+    /// See [`Candidate::link`].
+    pub link: Option<LinkRev>,
     /// The key of the parse record the rule comes from.
     pub record: Digest,
     /// Whether the uuid is the rule's own `id`; false for derived or remembered uuids.

@@ -43,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::hash::checksum;
 use crate::merge::Value;
 use crate::relate::Relation;
+use crate::sources::{LinkRev, SourceLinks};
 
 /// The largest version MISP can store.
 pub const MAX_VERSION: i64 = i32::MAX as i64;
@@ -57,6 +58,11 @@ pub fn galaxy_path(out: &Path, kind: &str) -> PathBuf {
     out.join("galaxies").join(format!("{kind}.json"))
 }
 
+/// A value's link revision and its source's links, when it has a web link.
+fn link_of<'l>(v: &Value, links: &'l [Option<SourceLinks>]) -> Option<(LinkRev, &'l SourceLinks)> {
+    v.link.zip(links.get(v.source)?.as_ref())
+}
+
 /// The file name a value shows of its rule file's path (and so all of the path its key hashes).
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -67,7 +73,12 @@ fn file_name(path: &str) -> &str {
 /// nothing written, when the rule's details are still in the parse cache (see [`Body::fill`]).
 ///
 /// [`Body::fill`]: crate::parse::Body::fill
-fn write_value(out: &mut String, v: &Value, related: &[Relation]) -> bool {
+fn write_value(
+    out: &mut String,
+    v: &Value,
+    related: &[Relation],
+    links: &[Option<SourceLinks>],
+) -> bool {
     fn text(t: Option<&str>) -> Option<&str> {
         t.filter(|t| !t.is_empty())
     }
@@ -76,12 +87,13 @@ fn write_value(out: &mut String, v: &Value, related: &[Relation]) -> bool {
         return false;
     };
     let d = details.as_ref();
+    let link = link_of(v, links).map(|(rev, l)| l.url(rev, &v.path));
     let mut refs: Vec<&str> = Vec::new();
     for reference in d
         .references
         .iter()
         .map(String::as_str)
-        .chain(v.link.as_deref())
+        .chain(link.as_deref())
     {
         if !reference.is_empty() && !refs.contains(&reference) {
             refs.push(reference);
@@ -286,8 +298,10 @@ impl Content {
 /// ([`Value::record`], which covers the parser format) and its document index; merge changes nothing
 /// of a record but the uuid, title and provenance it gives, which are hashed here with the link, the
 /// relations and the file's name (all a value shows of its path: the uuid stands for the rest). The
-/// tool version is hashed too, since another version may format differently.
-pub fn value_key(v: &Value, related: &[Relation]) -> ValueKey {
+/// link is hashed as what it is made of ([`SourceLinks::key_into`]), so it is never made for a value
+/// whose text is copied. The tool version is hashed too, since another version may format
+/// differently. `links` are the sources' links, by source index.
+pub fn value_key(v: &Value, related: &[Relation], links: &[Option<SourceLinks>]) -> ValueKey {
     // Gathered into one buffer and hashed in one call: a hasher fed a dozen small pieces costs
     // several times more.
     let mut buf = Vec::with_capacity(512);
@@ -302,13 +316,20 @@ pub fn value_key(v: &Value, related: &[Relation]) -> ValueKey {
     for part in [
         env!("CARGO_PKG_VERSION"),
         file_name(&v.path),
-        v.link.as_deref().unwrap_or("\u{1}"),
         &v.title,
         source,
         url,
     ] {
         buf.extend_from_slice(part.as_bytes());
         buf.push(0);
+    }
+    // Self-delimiting after its tag byte, as the relations after it are.
+    match link_of(v, links) {
+        Some((rev, l)) => {
+            buf.push(b'l');
+            l.key_into(rev, &v.path, &mut buf);
+        }
+        None => buf.push(b'n'),
     }
     // A relation is its target and its kind (which gives its type and tags in this version): 17
     // bytes, not the ~90 of its formatted type and tag.
@@ -603,7 +624,8 @@ impl Run {
 }
 
 /// The cluster without its version, formatted: values are formatted in parallel and spliced into the
-/// formatted head, which gives the same text as formatting the whole cluster as one JSON tree. `keys`
+/// formatted head, which gives the same text as formatting the whole cluster as one JSON tree.
+/// `links` are the sources' web links, by source index (values link through them). `keys`
 /// are the values' [`value_key`]s (by value index; empty: none, nothing reused or recorded); a value
 /// whose key the `previous` file has (`old`, from [`old_spans`]) is copied from it, not formatted
 /// again.
@@ -611,10 +633,12 @@ impl Run {
 /// With a `stage`, the text goes to it batch by batch as it is formatted, up to (not including) the
 /// cluster's closing `}` line, where [`write()`] appends `version`; the returned content's `parts` are
 /// then empty. Without one, the text is returned in `parts`.
+#[allow(clippy::too_many_arguments)]
 pub fn cluster_content(
     info: &GalaxyInfo,
     values: &[Value],
     related: &[Vec<Relation>],
+    links: &[Option<SourceLinks>],
     keys: &[ValueKey],
     previous: Option<Previous<'_>>,
     old: &[Option<Span>],
@@ -676,7 +700,7 @@ pub fn cluster_content(
                     }
                     scratch.clear();
                     let related = related.get(i).map_or(&[][..], Vec::as_slice);
-                    if !write_value(&mut scratch, &values[i], related) {
+                    if !write_value(&mut scratch, &values[i], related, links) {
                         out.unloaded.get_or_insert(i);
                     }
                     out.hashes
@@ -1118,7 +1142,7 @@ fn count_changes<K: Ord, V: Eq>(
 mod tests {
     use super::*;
 
-    /// [`cluster_content`] with the old spans looked up.
+    /// [`cluster_content`] with the old spans looked up, for values without web links.
     fn spliced_content(
         info: &GalaxyInfo,
         values: &[Value],
@@ -1127,8 +1151,21 @@ mod tests {
         previous: Option<Previous<'_>>,
         stage: Option<&mut Stage>,
     ) -> Result<Content> {
+        linked_content(info, values, related, &[], keys, previous, stage)
+    }
+
+    /// [`cluster_content`] with the old spans looked up.
+    fn linked_content(
+        info: &GalaxyInfo,
+        values: &[Value],
+        related: &[Vec<Relation>],
+        links: &[Option<SourceLinks>],
+        keys: &[ValueKey],
+        previous: Option<Previous<'_>>,
+        stage: Option<&mut Stage>,
+    ) -> Result<Content> {
         let old = old_spans(previous, keys);
-        cluster_content(info, values, related, keys, previous, &old, stage)
+        cluster_content(info, values, related, links, keys, previous, &old, stage)
     }
 
     fn content(n: u64) -> Json {
@@ -1270,6 +1307,72 @@ mod tests {
     }
 
     #[test]
+    fn value_keys_change_exactly_with_what_the_link_is_made_of() {
+        let links = |template: &str, commit: &str| {
+            let web = crate::sources::WebLink::Template {
+                template: crate::weburl::Template::parse(template).expect("template"),
+                remote: None,
+            };
+            [Some(SourceLinks::new(
+                web,
+                commit.into(),
+                Some("main".into()),
+            ))]
+        };
+        let value = |rev: LinkRev, path: &str| Value {
+            uuid: uuid::Uuid::from_u128(1),
+            title: "T".into(),
+            source: 0,
+            path: path.into(),
+            rule: Box::new(crate::parse::Rule::titled("T")),
+            link: Some(rev),
+            own_id: true,
+            record: crate::hash::Digest::of(b"k"),
+            provenance: None,
+        };
+        let key = |v: &Value, l: &[Option<SourceLinks>]| value_key(v, &[], l);
+        let t = "https://a.invalid/{commit}/{path}";
+        let (c1, c2) = (links(t, "c1"), links(t, "c2"));
+        let change = |b: u8| LinkRev::Change(crate::hash::Bytes([b; 20]));
+        // Linked to the commit that last changed the file, or to the branch: another build commit
+        // makes the same link, so the same key.
+        for rev in [change(1), LinkRev::Branch] {
+            assert_eq!(
+                key(&value(rev, "r/a.yml"), &c1),
+                key(&value(rev, "r/a.yml"), &c2)
+            );
+        }
+        // Linked to the build commit: another commit, another link.
+        let at_commit = value(LinkRev::Commit, "r/a.yml");
+        assert_ne!(key(&at_commit, &c1), key(&at_commit, &c2));
+        // Another last change, another folder (the file name shown is the same), another template,
+        // no links at all: each another key.
+        let v = value(change(1), "r/a.yml");
+        for other in [
+            key(&value(change(2), "r/a.yml"), &c1),
+            key(&value(change(1), "s/a.yml"), &c1),
+            key(&v, &links("https://b.invalid/{commit}/{path}", "c1")),
+            key(&v, &[]),
+        ] {
+            assert_ne!(key(&v, &c1), other);
+        }
+        // And the links the keys stand for are what they say.
+        let [Some(l)] = &c1 else { unreachable!() };
+        assert_eq!(
+            l.url(change(1), "r/a.yml"),
+            format!("https://a.invalid/{}/r/a.yml", "01".repeat(20))
+        );
+        assert_eq!(
+            l.url(LinkRev::Branch, "r/a.yml"),
+            "https://a.invalid/main/r/a.yml"
+        );
+        assert_eq!(
+            l.url(LinkRev::Commit, "r/a.yml"),
+            "https://a.invalid/c1/r/a.yml"
+        );
+    }
+
+    #[test]
     fn reused_value_texts_give_the_formatted_file() {
         let info = GalaxyInfo::default();
         let value = |n: u128, title: &str| Value {
@@ -1278,18 +1381,28 @@ mod tests {
             source: 0,
             path: format!("rules/{n}.yml"),
             rule: Box::new(crate::parse::Rule::titled(title)),
-            link: Some(format!("https://example.invalid/{n}")),
+            // Every other value links to the commit that last changed it, the rest to the build's.
+            link: Some(match n % 2 {
+                0 => LinkRev::Change(crate::hash::Bytes([n as u8; 20])),
+                _ => LinkRev::Commit,
+            }),
             own_id: true,
             record: crate::hash::Digest::of(b"k"),
             provenance: None,
         };
+        let web = crate::sources::WebLink::Template {
+            template: crate::weburl::Template::parse("https://example.invalid/{commit}/{path}")
+                .expect("template"),
+            remote: None,
+        };
+        let links = [Some(SourceLinks::new(web, "c0ffee".into(), None))];
         let first: Vec<Value> = (1..=300).map(|n| value(n, &format!("Rule {n}"))).collect();
         let keys = |values: &[Value]| -> Vec<ValueKey> {
-            values.iter().map(|v| value_key(v, &[])).collect()
+            values.iter().map(|v| value_key(v, &[], &links)).collect()
         };
         let related = vec![Vec::new(); first.len()];
-        let old =
-            spliced_content(&info, &first, &related, &keys(&first), None, None).expect("text");
+        let old = linked_content(&info, &first, &related, &links, &keys(&first), None, None)
+            .expect("text");
         assert_eq!(old.spans.len(), first.len());
         let old_file = plan(PathBuf::from("c.json"), old, None, None, 1);
         let text = old_file.parts().concat();
@@ -1310,14 +1423,29 @@ mod tests {
             file: &old_text,
             fingerprint: &old_file.fingerprint,
         };
-        let spliced = spliced_content(&info, &next, &related, &keys(&next), Some(previous), None)
-            .expect("text");
-        let formatted = spliced_content(&info, &next, &related, &[], None, None).expect("text");
+        let spliced = linked_content(
+            &info,
+            &next,
+            &related,
+            &links,
+            &keys(&next),
+            Some(previous),
+            None,
+        )
+        .expect("text");
+        let formatted =
+            linked_content(&info, &next, &related, &links, &[], None, None).expect("text");
         assert_eq!(spliced.parts.concat(), formatted.parts.concat());
+        // The links are in the text, each made from its value's revision.
+        assert!(text.contains("https://example.invalid/c0ffee/rules/1.yml"));
+        assert!(text.contains(&format!(
+            "https://example.invalid/{}/rules/2.yml",
+            "02".repeat(20)
+        )));
         assert_eq!(spliced.values, formatted.values);
         assert_eq!(spliced.hash, formatted.hash);
         // And it was copied, not formatted: a mark in the old text of an unchanged value shows.
-        let Span { at, len, .. } = old_file.fingerprint.spans[&value_key(&first[1], &[])];
+        let Span { at, len, .. } = old_file.fingerprint.spans[&value_key(&first[1], &[], &links)];
         let marked = format!(
             "{}{}{}",
             &text[..at],
@@ -1329,12 +1457,20 @@ mod tests {
             file: &marked,
             fingerprint: &old_file.fingerprint,
         };
-        let copied = spliced_content(&info, &next, &related, &keys(&next), Some(previous), None)
-            .expect("text");
+        let copied = linked_content(
+            &info,
+            &next,
+            &related,
+            &links,
+            &keys(&next),
+            Some(previous),
+            None,
+        )
+        .expect("text");
         assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
         // The recorded spans are where the values are.
         let new_text = spliced.parts.concat();
-        let Span { at, len, .. } = spliced.spans[&value_key(&next[7], &[])];
+        let Span { at, len, .. } = spliced.spans[&value_key(&next[7], &[], &links)];
         assert!(new_text[at..at + len].contains("\"value\": \"Changed\""));
     }
 
@@ -1436,12 +1572,12 @@ mod tests {
         // Reused across gaps: 6,000 values gone from between those kept (titles sort as numbers), so
         // the first batch's old texts are read in two pieces; one in each is marked in the old text,
         // and the marks show.
-        let keys: Vec<ValueKey> = values.iter().map(|v| value_key(v, &[])).collect();
+        let keys: Vec<ValueKey> = values.iter().map(|v| value_key(v, &[], &[])).collect();
         let old = spliced_content(&info, &values, &related, &keys, None, None).expect("text");
         let old = plan(PathBuf::from("c.json"), old, None, None, 1);
         let mut text = old.parts().concat();
         for v in [&values[0], &values[8999]] {
-            let Span { at, len, .. } = old.fingerprint.spans[&value_key(v, &[])];
+            let Span { at, len, .. } = old.fingerprint.spans[&value_key(v, &[], &[])];
             let marked = text[at..at + len].replace(&v.title, &v.title.replace("Rule", "Mark"));
             text.replace_range(at..at + len, &marked);
         }
@@ -1458,7 +1594,7 @@ mod tests {
             .filter(|(i, _)| !(1000..7000).contains(i))
             .map(|(_, v)| v.clone())
             .collect();
-        let keys: Vec<ValueKey> = next.iter().map(|v| value_key(v, &[])).collect();
+        let keys: Vec<ValueKey> = next.iter().map(|v| value_key(v, &[], &[])).collect();
         let spliced = spliced_content(
             &info,
             &next,
