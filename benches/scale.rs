@@ -3,9 +3,10 @@
 //!
 //! For each size, a bare repository is generated (`git fast-import`) from the rule files of the
 //! corpus's last commit, copied under `cNN/` folders with fresh ids and titles until the size is
-//! reached: one commit with every rule, then one commit changing 10 of them. The release binary then
-//! runs as a child process under `/usr/bin/time` (CPU = user + system seconds, peak RSS of that process)
-//! for:
+//! reached: one commit with every rule, then one commit changing 10 of them. Every repository, the
+//! corpus's too, has a GitHub `origin`, as a clone has, so values link to their files. The release
+//! binary then runs as a child process under `/usr/bin/time` (CPU = user + system seconds, peak RSS
+//! of that process) for:
 //!
 //! - **clean**: the first commit on a fresh state and output folder (median of 3);
 //! - **no-op**: the same again (median of 3);
@@ -172,11 +173,26 @@ fn retag(text: &[u8], tag: &str, seed: &str) -> Vec<u8> {
 
 /// Generates a bare repository of `size` rules from `corpus` (one commit), and a second commit that
 /// changes 10 of them. Returns the two commit ids.
+/// Gives `repo` a GitHub origin, as a clone of a rules repository has: every value then carries a
+/// link to its file, as it does for users.
+fn add_origin(repo: &Path) {
+    git(
+        repo,
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/example/rules.git",
+        ],
+    );
+}
+
 fn generate(corpus: &[(String, Vec<u8>)], size: usize, dest: &Path) -> (String, String) {
     git(
         Path::new("."),
         &["init", "-q", "--bare", "-b", "main", dest.to_str().unwrap()],
     );
+    add_origin(dest);
     let mut child = Command::new("git")
         .arg("-C")
         .arg(dest)
@@ -529,6 +545,7 @@ fn main() {
         .status()
         .expect("import-history.sh");
     assert!(status.success());
+    add_origin(&corpus);
     let attack = shared.join("misp-galaxy/clusters");
     let attack = attack.to_str().unwrap();
     let rules = rule_files(&corpus, "main");
