@@ -10,7 +10,8 @@
 //!
 //! - **clean**: the first commit on a fresh state and output folder (median of 3);
 //! - **no-op**: the same again (median of 3);
-//! - **10 rules**: the second commit on the clean build's state (median of 3, state restored between);
+//! - **10 rules**: the second commit on the clean build's state (median of 5, state restored between;
+//!   the runs of all binaries interleaved);
 //!
 //! and, in this process, the **floor**: read every rule blob, parse every file (in parallel, as the
 //! build does), write the parsed records as JSON; plus `git log --first-parent --name-only` over the
@@ -385,9 +386,12 @@ fn copy_dir(from: &Path, to: &Path) {
     let _ = Command::new("sync").status();
 }
 
-/// Clean, no-op and incremental figures of `bin`: `first` built clean, then each of `next` in turn on
-/// its state (the incremental figure is the median over 3 restored runs when `next` is one commit,
-/// else the mean over the chain).
+/// How many restored one-commit runs the incremental figure is the median of.
+const CHANGE_RUNS: usize = 5;
+
+/// Clean and no-op figures of `bin`, `first` built clean in `work`; then, when `next` is one commit,
+/// the state and outputs saved for [`change_run`] (which the caller interleaves across binaries),
+/// else the incremental figure: the mean over building each of `next` in turn on that state.
 fn figures(
     bin: &Path,
     repo: &Path,
@@ -419,16 +423,7 @@ fn figures(
     let change = if next.len() == 1 {
         copy_dir(Path::new(&state), &work.join("state-saved"));
         copy_dir(Path::new(&out), &work.join("out-saved"));
-        let next_source = source(&next[0]);
-        median(
-            (0..3)
-                .map(|_| {
-                    copy_dir(&work.join("state-saved"), Path::new(&state));
-                    copy_dir(&work.join("out-saved"), Path::new(&out));
-                    measure(bin, &build_args(&next_source, attack, &out, &state))
-                })
-                .collect(),
-        )
+        Cost::default()
     } else {
         let runs: Vec<Cost> = next
             .iter()
@@ -441,40 +436,53 @@ fn figures(
             rss: runs.iter().map(|c| c.rss).fold(0.0, f64::max),
         }
     };
-    let stages = if next.len() == 1 {
-        // Once more, restored, with the stage timings.
-        copy_dir(&work.join("state-saved"), Path::new(&state));
-        copy_dir(&work.join("out-saved"), Path::new(&out));
-        let next_source = source(&next[0]);
-        let mut args = build_args(&next_source, attack, &out, &state);
-        args.retain(|a| *a != "--quiet");
-        args.extend(["--verbose", "--json"]);
-        let run = Command::new(bin).args(&args).output().expect("build");
-        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
-        summary["timings"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .map(|t| {
-                        format!(
-                            "{} {:.0}",
-                            t["stage"].as_str().unwrap_or("?"),
-                            t["ms"].as_f64().unwrap_or(0.0)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
     Figures {
         clean,
         noop,
         change,
-        stages,
+        stages: String::new(),
     }
+}
+
+/// One build of `next` on the state and outputs [`figures`] saved in `work`, restored first; with
+/// `timings`, once more with `--verbose --json` for the stage timings instead (not measured).
+fn change_run(
+    bin: &Path,
+    repo: &Path,
+    next: &str,
+    attack: &str,
+    work: &Path,
+    timings: bool,
+) -> (Cost, String) {
+    let p = |name: &str| work.join(name).to_str().unwrap().to_string();
+    let (out, state) = (p("out"), p("state"));
+    copy_dir(&work.join("state-saved"), Path::new(&state));
+    copy_dir(&work.join("out-saved"), Path::new(&out));
+    let next_source = format!("{}#{next}", repo.display());
+    let mut args = build_args(&next_source, attack, &out, &state);
+    if !timings {
+        return (measure(bin, &args), String::new());
+    }
+    args.retain(|a| *a != "--quiet");
+    args.extend(["--verbose", "--json"]);
+    let run = Command::new(bin).args(&args).output().expect("build");
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
+    let stages = summary["timings"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| {
+                    format!(
+                        "{} {:.0}",
+                        t["stage"].as_str().unwrap_or("?"),
+                        t["ms"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    (Cost::default(), stages)
 }
 
 /// Prints the [`output_floor`] of the cluster at `cluster`, as a share of the first binary's clean
@@ -620,19 +628,34 @@ fn main() {
             fl.json,
             fl.log.cpu
         );
+        let mut figs: Vec<Figures> = bins
+            .iter()
+            .map(|(name, b)| {
+                let sub = dir.join(name);
+                std::fs::create_dir_all(&sub).unwrap();
+                figures(
+                    b,
+                    &repo,
+                    &first,
+                    std::slice::from_ref(&second),
+                    attack,
+                    &sub,
+                )
+            })
+            .collect();
+        // The 10-rule runs, interleaved across the binaries: whatever the machine does meanwhile
+        // (see page reporting above) falls on all of them alike.
+        let mut runs: Vec<Vec<Cost>> = vec![Vec::new(); bins.len()];
+        for _ in 0..CHANGE_RUNS {
+            for (k, (name, b)) in bins.iter().enumerate() {
+                runs[k].push(change_run(b, &repo, &second, attack, &dir.join(name), false).0);
+            }
+        }
         let mut clean = None;
-        for (name, b) in &bins {
-            let sub = dir.join(name);
-            std::fs::create_dir_all(&sub).unwrap();
-            let f = figures(
-                b,
-                &repo,
-                &first,
-                std::slice::from_ref(&second),
-                attack,
-                &sub,
-            );
-            row(&format!("  {name}"), &f, fl.total());
+        for ((f, (name, b)), runs) in figs.iter_mut().zip(&bins).zip(runs) {
+            f.change = median(runs);
+            f.stages = change_run(b, &repo, &second, attack, &dir.join(name), true).1;
+            row(&format!("  {name}"), f, fl.total());
             clean.get_or_insert(f.clean.cpu);
         }
         output_floor_line(&cluster_in(&dir.join(&bins[0].0).join("out")), &dir, clean);
