@@ -100,7 +100,7 @@ impl WebLink {
 
 /// Which revision a value's web link names. The link itself is made only when the value's text is
 /// formatted ([`SourceLinks::url`]): a build that copies an unchanged value's text from the previous
-/// cluster never makes it (at 100k rules, making every link was a sixth of a 10-rule build).
+/// cluster never makes it (at 100k rules, making every link was a tenth of a 10-rule build).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkRev {
     /// A commit by id: the newest first-parent commit that changed the file.
