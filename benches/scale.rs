@@ -444,30 +444,34 @@ fn figures(
     }
 }
 
-/// One build of `next` on the state and outputs [`figures`] saved in `work`, restored first; with
-/// `timings`, once more with `--verbose --json` for the stage timings instead (not measured).
-fn change_run(
-    bin: &Path,
-    repo: &Path,
-    next: &str,
-    attack: &str,
-    work: &Path,
-    timings: bool,
-) -> (Cost, String) {
+/// The arguments of one build of `next` on the state and outputs [`figures`] saved in `work`,
+/// restored first.
+fn restored(repo: &Path, next: &str, attack: &str, work: &Path) -> Vec<String> {
     let p = |name: &str| work.join(name).to_str().unwrap().to_string();
     let (out, state) = (p("out"), p("state"));
     copy_dir(&work.join("state-saved"), Path::new(&state));
     copy_dir(&work.join("out-saved"), Path::new(&out));
     let next_source = format!("{}#{next}", repo.display());
-    let mut args = build_args(&next_source, attack, &out, &state);
-    if !timings {
-        return (measure(bin, &args), String::new());
-    }
-    args.retain(|a| *a != "--quiet");
-    args.extend(["--verbose", "--json"]);
+    build_args(&next_source, attack, &out, &state)
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// The cost of one build of `next` on the saved state (see [`restored`]).
+fn change_run(bin: &Path, repo: &Path, next: &str, attack: &str, work: &Path) -> Cost {
+    let args = restored(repo, next, attack, work);
+    measure(bin, &args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The stage timings of one more such build, run with `--verbose --json` (not measured).
+fn change_stages(bin: &Path, repo: &Path, next: &str, attack: &str, work: &Path) -> String {
+    let mut args = restored(repo, next, attack, work);
+    args.retain(|a| a != "--quiet");
+    args.extend(["--verbose".into(), "--json".into()]);
     let run = Command::new(bin).args(&args).output().expect("build");
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_default();
-    let stages = summary["timings"]
+    summary["timings"]
         .as_array()
         .map(|t| {
             t.iter()
@@ -481,8 +485,7 @@ fn change_run(
                 .collect::<Vec<_>>()
                 .join(", ")
         })
-        .unwrap_or_default();
-    (Cost::default(), stages)
+        .unwrap_or_default()
 }
 
 /// Prints the [`output_floor`] of the cluster at `cluster`, as a share of the first binary's clean
@@ -648,13 +651,13 @@ fn main() {
         let mut runs: Vec<Vec<Cost>> = vec![Vec::new(); bins.len()];
         for _ in 0..CHANGE_RUNS {
             for (k, (name, b)) in bins.iter().enumerate() {
-                runs[k].push(change_run(b, &repo, &second, attack, &dir.join(name), false).0);
+                runs[k].push(change_run(b, &repo, &second, attack, &dir.join(name)));
             }
         }
         let mut clean = None;
         for ((f, (name, b)), runs) in figs.iter_mut().zip(&bins).zip(runs) {
             f.change = median(runs);
-            f.stages = change_run(b, &repo, &second, attack, &dir.join(name), true).1;
+            f.stages = change_stages(b, &repo, &second, attack, &dir.join(name));
             row(&format!("  {name}"), f, fl.total());
             clean.get_or_insert(f.clean.cpu);
         }

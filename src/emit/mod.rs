@@ -1418,21 +1418,25 @@ mod tests {
             std::fs::write(&path, text).expect("write");
             std::fs::File::open(&path).expect("open")
         };
-        let old_text = file_of("old.json", &text);
-        let previous = Previous {
-            file: &old_text,
-            fingerprint: &old_file.fingerprint,
+        // `next` formatted with its unchanged values copied from `old`, a file described by
+        // `old_file`'s fingerprint.
+        let splice_from = |old: &std::fs::File| {
+            let previous = Previous {
+                file: old,
+                fingerprint: &old_file.fingerprint,
+            };
+            linked_content(
+                &info,
+                &next,
+                &related,
+                &links,
+                &keys(&next),
+                Some(previous),
+                None,
+            )
+            .expect("text")
         };
-        let spliced = linked_content(
-            &info,
-            &next,
-            &related,
-            &links,
-            &keys(&next),
-            Some(previous),
-            None,
-        )
-        .expect("text");
+        let spliced = splice_from(&file_of("old.json", &text));
         let formatted =
             linked_content(&info, &next, &related, &links, &[], None, None).expect("text");
         assert_eq!(spliced.parts.concat(), formatted.parts.concat());
@@ -1452,21 +1456,7 @@ mod tests {
             text[at..at + len].replace("Rule 2", "Rule X"),
             &text[at + len..]
         );
-        let marked = file_of("marked.json", &marked);
-        let previous = Previous {
-            file: &marked,
-            fingerprint: &old_file.fingerprint,
-        };
-        let copied = linked_content(
-            &info,
-            &next,
-            &related,
-            &links,
-            &keys(&next),
-            Some(previous),
-            None,
-        )
-        .expect("text");
+        let copied = splice_from(&file_of("marked.json", &marked));
         assert!(copied.parts.concat().contains("\"value\": \"Rule X\""));
         // The recorded spans are where the values are.
         let new_text = spliced.parts.concat();
