@@ -68,6 +68,28 @@ pub struct Value {
     pub own_id: bool,
     /// Where the value came from, when the galaxy says so (meta `source`, `source-url`).
     pub provenance: Option<Arc<Provenance>>,
+    /// What the merge considered for this value besides what it chose.
+    pub notes: MergeNotes,
+}
+
+/// What the merge considered for a value besides the uuid and title it chose: with these, a later
+/// build can tell whether a change elsewhere could have changed its choices (see
+/// [`crate::state::table`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeNotes {
+    /// The uuid its identity gave it ([`Candidate::remembered`]).
+    pub remembered: Option<Uuid>,
+    /// The lower-cased titles it tried and found taken, in order (empty for almost every value).
+    pub taken_titles: Vec<String>,
+}
+
+/// What the merge gives: the values, and the rules it dropped for an id that a source of higher
+/// precedence has.
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub values: Vec<Value>,
+    /// Source index, path and the id, per dropped rule.
+    pub dropped: Vec<(usize, String, Uuid)>,
 }
 
 /// The source of a value, as its meta shows it.
@@ -128,7 +150,7 @@ pub fn merge(
     kind: &str,
     filters: bool,
     warnings: &mut Vec<Finding>,
-) -> Vec<Value> {
+) -> Merged {
     let default_policy = SourcePolicy::default();
     let policy = |source: usize| policies.get(source).unwrap_or(&default_policy);
     // The rules kept, and their own ids where valid UUIDs, found in one pass: it reads each rule once
@@ -155,6 +177,7 @@ pub fn merge(
     // The first rule with each id: the index of its value.
     let mut first_with_id: HashMap<Uuid, usize> = HashMap::with_capacity(n);
     let mut values: Vec<Value> = Vec::with_capacity(n);
+    let mut dropped = Vec::new();
     // Where a value came from, as findings name it.
     let file_of = |v: &Value| format!("{}:{}", sources[v.source], v.path);
 
@@ -202,6 +225,9 @@ pub fn merge(
                     own.map(|u| u.to_string()).unwrap_or_default()
                 ),
             );
+            if let Some(id) = own {
+                dropped.push((c.source, c.path.clone(), id));
+            }
             continue;
         }
         let (uuid, own_id) = match own {
@@ -248,10 +274,14 @@ pub fn merge(
             record: c.record,
             own_id,
             provenance: None,
+            notes: MergeNotes {
+                remembered: c.remembered,
+                taken_titles: Vec::new(),
+            },
         });
     }
     make_titles_storable(&mut values, sources, kind, warnings);
-    values
+    Merged { values, dropped }
 }
 
 /// Makes every title storable by MISP and unique case-insensitively, in value order.
@@ -296,9 +326,18 @@ fn make_titles_storable(
                     let room = budget.saturating_sub(suffix.chars().count());
                     format!("{}{suffix}", shorten(&title, room, &mut Vec::new()))
                 });
+            let mut tried = vec![key];
             let unique = candidates
-                .find(|t| !taken.contains_key(&t.to_lowercase()))
+                .find(|t| {
+                    let k = t.to_lowercase();
+                    let free = !taken.contains_key(&k);
+                    if !free {
+                        tried.push(k);
+                    }
+                    free
+                })
                 .unwrap_or_else(|| format!("{title} ({})", v.uuid));
+            v.notes.taken_titles = tried;
             notes.push((
                 Code::DuplicateTitle,
                 format!(
@@ -458,7 +497,8 @@ mod tests {
             "sigma-rules",
             false,
             &mut w,
-        );
+        )
+        .values;
         (v, w)
     }
 
@@ -595,7 +635,8 @@ mod tests {
             "t",
             true,
             &mut w,
-        );
+        )
+        .values;
         assert_eq!(v.len(), 1);
     }
 
@@ -624,7 +665,8 @@ mod tests {
                 "t",
                 false,
                 &mut w,
-            );
+            )
+            .values;
             (v, w)
         };
         let (v, w) = run(&[]);
@@ -674,7 +716,8 @@ mod tests {
             "t",
             false,
             &mut w,
-        );
+        )
+        .values;
         let titles: Vec<&str> = v.iter().map(|v| v.title.as_str()).collect();
         assert_eq!(
             titles,

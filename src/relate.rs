@@ -267,6 +267,38 @@ pub fn sigma_relation(kind: &str) -> Option<RelationKind> {
 
 /// The `related` list of every value (by position in `values`), and the unknown ATT&CK tags.
 pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Related {
+    relate_among(values, attack, &Outside::NONE)
+}
+
+/// The galaxy's values that are not passed to [`relate_among`], as targets: by rule id (what the
+/// value with that id has as its uuid) and by correlation name. They must not share an id or a
+/// name with the values passed, which are looked up first.
+#[derive(Clone, Copy)]
+pub struct Outside<'a> {
+    pub id: &'a (dyn Fn(Uuid) -> Option<Uuid> + Sync),
+    pub name: &'a (dyn Fn(&str) -> Option<Uuid> + Sync),
+}
+
+impl std::fmt::Debug for Outside<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Outside")
+    }
+}
+
+impl Outside<'static> {
+    /// No other values.
+    pub const NONE: Outside<'static> = Outside {
+        id: &|_| None,
+        name: &|_| None,
+    };
+}
+
+/// [`relate`] for some of the galaxy's values, the others being `outside`.
+pub fn relate_among(
+    values: &[Value],
+    attack: Option<&AttackIndex>,
+    outside: &Outside<'_>,
+) -> Related {
     // Targets by the rule's own id (even when a duplicate got a derived uuid, the id names the first)
     // and by correlation `name`.
     let mut by_id: HashMap<Uuid, Uuid> = HashMap::with_capacity(values.len());
@@ -314,19 +346,25 @@ pub fn relate(values: &[Value], attack: Option<&AttackIndex>) -> Related {
             for rel in &v.rule.related {
                 let (Some(kind), Some(dest)) = (
                     sigma_relation(&rel.kind),
-                    parse_id(&rel.id).and_then(|id| by_id.get(&id)),
+                    parse_id(&rel.id)
+                        .and_then(|id| by_id.get(&id).copied().or_else(|| (outside.id)(id))),
                 ) else {
                     continue;
                 };
-                push(Relation { dest: *dest, kind });
+                push(Relation { dest, kind });
             }
             for target in &v.rule.correlates {
                 let dest = parse_id(target)
-                    .and_then(|id| by_id.get(&id))
-                    .or_else(|| by_name.get(target.as_str()));
+                    .and_then(|id| by_id.get(&id).copied().or_else(|| (outside.id)(id)))
+                    .or_else(|| {
+                        by_name
+                            .get(target.as_str())
+                            .copied()
+                            .or_else(|| (outside.name)(target))
+                    });
                 if let Some(dest) = dest {
                     push(Relation {
-                        dest: *dest,
+                        dest,
                         kind: RelationKind::Correlates,
                     });
                 }
@@ -356,6 +394,7 @@ mod tests {
             own_id: id.and_then(parse_id) == Some(Uuid::from_u128(uuid)),
             record: crate::hash::Digest::of(b"k"),
             provenance: None,
+            notes: Default::default(),
             rule: Box::new(Rule {
                 id: id.map(str::to_string),
                 name: name.map(str::to_string),

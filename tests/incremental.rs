@@ -1902,3 +1902,156 @@ fn full_build_keeps_the_uuid_of_a_rule_renamed_and_edited_since_the_last_build()
         "--full, same state"
     );
 }
+
+/// The `reason` tags of a summary's reasons.
+fn reason_tags(summary: &Json) -> Vec<String> {
+    summary["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A correlation rule named `name` over the rules `targets` (ids or names).
+fn correlation(title: &str, id: &str, name: Option<&str>, targets: &[&str]) -> String {
+    let name = name.map(|n| format!("name: {n}\n")).unwrap_or_default();
+    let rules: String = targets.iter().map(|t| format!("        - {t}\n")).collect();
+    format!(
+        "title: {title}\nid: {id}\n{name}status: test\ncorrelation:\n    type: event_count\n    rules:\n{rules}    group-by:\n        - User\n    timespan: 5m\n    condition:\n        gte: 10\nlevel: high\n"
+    )
+}
+
+#[test]
+fn a_change_is_spliced_only_when_it_shares_no_title_id_or_link_with_the_rest() {
+    let env = Env::new();
+    let mut repo = env.repo("repo");
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://github.com/example/rules.git",
+    ]);
+    let related = |target: &str| format!("related:\n    - id: {target}\n      type: derived\n");
+    repo.write("rules/a.yml", rule("Alpha", Some(&id(1)), ""));
+    repo.write("rules/b.yml", rule("Beta", Some(&id(2)), &related(&id(1))));
+    repo.write("rules/c.yml", rule("Gamma", None, ""));
+    repo.write(
+        "rules/d.yml",
+        rule("Delta", Some(&id(4)), "name: delta_rule\n"),
+    );
+    let first = repo.commit("rules");
+    let source = repo.path_str().to_string();
+    build_into(&env, &format!("{source}#{first}"), "out", "state", &[]);
+    // (what the commit does, the reason expected: "spliced" or the clash's kind)
+    type Change<'a> = (&'a str, Box<dyn Fn(&Repo) + 'a>, &'a str);
+    let steps: Vec<Change> = vec![
+        (
+            "edit an id-less rule",
+            Box::new(move |r: &Repo| {
+                r.write(
+                    "rules/c.yml",
+                    rule("Gamma", None, "tags:\n    - attack.t1059\n"),
+                );
+            }),
+            "spliced",
+        ),
+        (
+            "rename an id-less rule",
+            Box::new(move |r: &Repo| {
+                r.rename("rules/c.yml", "rules/c2.yml");
+            }),
+            "spliced",
+        ),
+        (
+            "add a rule linking to a kept one by id",
+            Box::new(move |r: &Repo| {
+                r.write(
+                    "rules/e.yml",
+                    rule("Epsilon", Some(&id(5)), &related(&id(2))),
+                );
+            }),
+            "spliced",
+        ),
+        (
+            "add a correlation of a kept rule by name",
+            Box::new(move |r: &Repo| {
+                r.write(
+                    "rules/f.yml",
+                    correlation("Phi", &id(6), None, &["delta_rule"]),
+                );
+            }),
+            "spliced",
+        ),
+        (
+            "add a title a kept rule has, in other case",
+            Box::new(move |r: &Repo| {
+                r.write("rules/g.yml", rule("ALPHA", Some(&id(7)), ""));
+            }),
+            "a title (ignoring case)",
+        ),
+        (
+            "take a kept rule's id",
+            Box::new(move |r: &Repo| {
+                r.write("rules/g.yml", rule("Omega", Some(&id(2)), ""));
+            }),
+            "a uuid or id",
+        ),
+        (
+            "give the kept correlation's name to a changed rule",
+            Box::new(move |r: &Repo| {
+                r.write("rules/g.yml", rule("Omega", Some(&id(7)), ""));
+                r.write("rules/d.yml", rule("Delta", Some(&id(4)), ""));
+                r.write(
+                    "rules/h.yml",
+                    rule("Eta", Some(&id(8)), "name: delta_rule\n"),
+                );
+            }),
+            "an id or name that a rule links to",
+        ),
+        (
+            "delete a rule a kept one links to",
+            Box::new(move |r: &Repo| {
+                r.remove("rules/a.yml");
+            }),
+            "an id or name that a rule links to",
+        ),
+    ];
+    for (what, change, expected) in steps {
+        change(&repo);
+        let commit = repo.commit(what);
+        let at = format!("{source}#{commit}");
+        let summary = build_into(&env, &at, "out", "state", &[]);
+        let tags = reason_tags(&summary);
+        if expected == "spliced" {
+            assert!(tags.contains(&"spliced".to_string()), "{what}: {tags:?}");
+            assert!(!tags.contains(&"clash".to_string()), "{what}: {tags:?}");
+        } else {
+            let clash = summary["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["reason"] == "clash")
+                .unwrap_or_else(|| panic!("{what}: no clash in {tags:?}"));
+            assert_eq!(clash["what"], expected, "{what}");
+            assert!(!tags.contains(&"spliced".to_string()), "{what}: {tags:?}");
+        }
+        let (_, clean) = clean_build(&env, &at, &[]);
+        assert_same(&outputs(&env, "out"), &clean, what);
+    }
+    // The links made against kept values while splicing are there.
+    let cluster = parse(&outputs(&env, "out")[0]);
+    let values = by_title(&cluster);
+    let links = |title: &str| -> Vec<String> {
+        values[title]["related"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .map(|l| l["dest-uuid"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(links("Epsilon").contains(&id(2)), "{:?}", links("Epsilon"));
+    assert!(links("Phi").contains(&id(8)), "{:?}", links("Phi"));
+}

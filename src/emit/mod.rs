@@ -216,14 +216,20 @@ pub struct Content {
     pub hash: String,
     /// Value key → where the value's text is in the file (clusters formatted with value keys).
     pub spans: BTreeMap<ValueKey, Span>,
+    /// The values formatted afresh or copied, in file order, with their keys and spans (clusters
+    /// formatted with value keys).
+    pub placed: Vec<Placed>,
 }
+
+/// A value's place in a cluster file: its index in the values formatted, its key and span.
+pub type Placed = (usize, ValueKey, Span);
 
 /// BLAKE3 of a value's formatted text (without its own `version`), kept as bytes: a build handles
 /// one per value, and hex text would cost an allocation each.
 pub type TextHash = crate::hash::Bytes<32>;
 
 /// Where a value's text is in a cluster file, and its [`TextHash`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
     pub at: usize,
     pub len: usize,
@@ -289,6 +295,7 @@ impl Content {
                 .filter_map(|(uuid, hash)| Some((uuid?, hash)))
                 .collect(),
             spans: BTreeMap::new(),
+            placed: Vec::new(),
         }
     }
 }
@@ -649,7 +656,7 @@ pub fn cluster_content(
     const RUN: usize = 128;
     /// Runs formatted (in parallel) before they are written: the text held at once.
     const BATCH: usize = 64 * RUN;
-    const SEPARATOR: &str = ",\n    ";
+    const SEPARATOR: &str = VALUE_SEPARATOR;
     let order = sorted(values);
     let streamed = stage.is_some();
     let mut sink = match stage {
@@ -713,7 +720,7 @@ pub fn cluster_content(
     };
     // Where each value's text lands in the file, by its key, for the next build to reuse; and each
     // value's uuid and text hash, in file order.
-    let mut spans = Vec::with_capacity(keys.len());
+    let mut placed: Vec<Placed> = Vec::with_capacity(keys.len());
     let mut hashes: Vec<(Uuid, TextHash)> = Vec::with_capacity(values.len());
     match head.strip_suffix("[]\n}\n") {
         Some(start) if !values.is_empty() => {
@@ -748,7 +755,7 @@ pub fn cluster_content(
                     for (&(hash, (start, len)), &i) in run.hashes.iter().zip(&order[n..]) {
                         if !keys.is_empty() {
                             let at = at + start;
-                            spans.push((keys[i], Span { at, len, hash }));
+                            placed.push((i, keys[i], Span { at, len, hash }));
                         }
                         hashes.push((values[i].uuid, hash));
                         n += 1;
@@ -770,20 +777,184 @@ pub fn cluster_content(
         _ if streamed => sink.push(cluster_body(&head).as_bytes())?,
         _ => sink.push(head.as_bytes())?,
     }
-    let hash = content_hash(&head, hashes.iter().map(|(_, h)| h));
+    let parts = match sink {
+        Sink::Parts(parts) => parts,
+        Sink::Stage(_) => Vec::new(),
+    };
+    Ok(finish_content(&head, parts, hashes, placed))
+}
+
+/// The [`Content`] of a cluster whose values have, in file order, these uuids and text hashes, and
+/// these places.
+fn finish_content(
+    head: &str,
+    parts: Vec<String>,
+    mut hashes: Vec<(Uuid, TextHash)>,
+    placed: Vec<Placed>,
+) -> Content {
+    let hash = content_hash(head, hashes.iter().map(|(_, h)| h));
     // Sorted first, cheaply (by numbers, stably), so that the maps are built in one pass over input
     // in order: sorting 100k spans of 88 bytes inside `collect` took a tenth of a 10-rule build.
     hashes.sort_by_key(|(uuid, _)| uuid.as_u128());
+    let mut spans: Vec<(ValueKey, Span)> = placed.iter().map(|&(_, k, s)| (k, s)).collect();
     crate::hash::sort_by_id(&mut spans, |(key, _)| key);
-    Ok(Content {
-        parts: match sink {
-            Sink::Parts(parts) => parts,
-            Sink::Stage(_) => Vec::new(),
-        },
+    Content {
+        parts,
         values: hashes.into_iter().collect(),
         hash,
         spans: spans.into_iter().collect(),
-    })
+        placed,
+    }
+}
+
+/// A value of a spliced cluster ([`splice_content`]), in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A value whose text is copied from the previous file: where it is there, its key and uuid.
+    Old {
+        at: usize,
+        len: usize,
+        hash: TextHash,
+        key: ValueKey,
+        uuid: Uuid,
+    },
+    /// Value `i` of the values given, formatted afresh.
+    New(usize),
+}
+
+/// Between two values' texts in a cluster file.
+const VALUE_SEPARATOR: &str = ",\n    ";
+
+/// Where the first value's text starts in the cluster file of `info`; each next one starts after
+/// the text before it and [`separator_len`] bytes.
+pub fn values_start(info: &GalaxyInfo) -> usize {
+    let head = json::to_misp_json(&cluster_head(info, Vec::new()));
+    head.strip_suffix("[]\n}\n").map_or(0, |s| s.len()) + "[\n    ".len()
+}
+
+/// The length of the text between two values in a cluster file.
+pub fn separator_len() -> usize {
+    VALUE_SEPARATOR.len()
+}
+
+/// The cluster of `places` without its version, written to `stage` as [`cluster_content`] writes
+/// it: values copied from `previous` (as sequential reads of the runs of them that stay together)
+/// or formatted afresh from `values`, with `related`, `links` and `keys` by index in `values`. The
+/// content's `placed` are by index in `places`.
+#[allow(clippy::too_many_arguments)]
+pub fn splice_content(
+    info: &GalaxyInfo,
+    places: &[Place],
+    values: &[Value],
+    related: &[Vec<Relation>],
+    links: &[Option<SourceLinks>],
+    keys: &[ValueKey],
+    previous: Previous<'_>,
+    stage: &mut Stage,
+) -> Result<Content> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let head = json::to_misp_json(&cluster_head(info, Vec::new()));
+    let Some(start) = head.strip_suffix("[]\n}\n").filter(|_| !places.is_empty()) else {
+        stage.push(cluster_body(&head).as_bytes())?;
+        return Ok(finish_content(&head, Vec::new(), Vec::new(), Vec::new()));
+    };
+    let mut file = previous.file;
+    let mut buf = vec![0u8; 1 << 20];
+    let unreadable = |e: std::io::Error| Error::Input {
+        path: PathBuf::from(&values.first().map_or("", |v| v.path.as_str())),
+        message: format!(
+            "the previous cluster file could not be read back ({e}): run the build again, or with --full"
+        ),
+    };
+    // Copies a range of the previous file to the stage.
+    let mut copy = |stage: &mut Stage, range: std::ops::Range<usize>| -> Result<()> {
+        file.seek(SeekFrom::Start(range.start as u64))
+            .map_err(unreadable)?;
+        let mut left = range.len();
+        while left > 0 {
+            let n = left.min(buf.len());
+            file.read_exact(&mut buf[..n]).map_err(unreadable)?;
+            stage.push(&buf[..n])?;
+            left -= n;
+        }
+        Ok(())
+    };
+    let opening = format!("{start}[\n    ");
+    stage.push(opening.as_bytes())?;
+    let mut at = opening.len();
+    let mut hashes = Vec::with_capacity(places.len());
+    let mut placed = Vec::with_capacity(places.len());
+    // The run of old texts not copied yet (a range of the previous file).
+    let mut pending: Option<std::ops::Range<usize>> = None;
+    let mut scratch = String::new();
+    for (n, place) in places.iter().enumerate() {
+        let sep = if n > 0 { VALUE_SEPARATOR.len() } else { 0 };
+        match *place {
+            Place::Old {
+                at: old_at,
+                len,
+                hash,
+                key,
+                uuid,
+            } => {
+                match &mut pending {
+                    // Next to the last one in the old file too: the separator there goes with it.
+                    Some(run) if n > 0 && run.end + sep == old_at => run.end = old_at + len,
+                    _ => {
+                        if let Some(run) = pending.take() {
+                            copy(stage, run)?;
+                        }
+                        if n > 0 {
+                            stage.push(VALUE_SEPARATOR.as_bytes())?;
+                        }
+                        pending = Some(old_at..old_at + len);
+                    }
+                }
+                at += sep;
+                hashes.push((uuid, hash));
+                placed.push((n, key, Span { at, len, hash }));
+                at += len;
+            }
+            Place::New(i) => {
+                if let Some(run) = pending.take() {
+                    copy(stage, run)?;
+                }
+                if n > 0 {
+                    stage.push(VALUE_SEPARATOR.as_bytes())?;
+                }
+                scratch.clear();
+                let v = &values[i];
+                let rel = related.get(i).map_or(&[][..], Vec::as_slice);
+                if !write_value(&mut scratch, v, rel, links) {
+                    return Err(Error::Input {
+                        path: PathBuf::from(&v.path),
+                        message: "its details were not read back from the parse cache: run the \
+                                  build again, or with --full"
+                            .into(),
+                    });
+                }
+                let hash = text_hash(scratch.as_bytes());
+                stage.push(scratch.as_bytes())?;
+                at += sep;
+                hashes.push((v.uuid, hash));
+                placed.push((
+                    n,
+                    keys[i],
+                    Span {
+                        at,
+                        len: scratch.len(),
+                        hash,
+                    },
+                ));
+                at += scratch.len();
+            }
+        }
+    }
+    if let Some(run) = pending.take() {
+        copy(stage, run)?;
+    }
+    stage.push(b"\n  ]")?;
+    Ok(finish_content(&head, Vec::new(), hashes, placed))
 }
 
 /// A formatted file's text without its closing `}` line (and the blanks before it): where
@@ -1295,6 +1466,7 @@ mod tests {
                     own_id: true,
                     record: crate::hash::Digest::of(b"k"),
                     provenance: None,
+                    notes: Default::default(),
                 })
                 .collect();
             let mut want: Vec<usize> = (0..values.len()).collect();
@@ -1329,6 +1501,7 @@ mod tests {
             own_id: true,
             record: crate::hash::Digest::of(b"k"),
             provenance: None,
+            notes: Default::default(),
         };
         let key = |v: &Value, l: &[Option<SourceLinks>]| value_key(v, &[], l);
         let t = "https://a.invalid/{commit}/{path}";
@@ -1389,6 +1562,7 @@ mod tests {
             own_id: true,
             record: crate::hash::Digest::of(b"k"),
             provenance: None,
+            notes: Default::default(),
         };
         let web = crate::sources::WebLink::Template {
             template: crate::weburl::Template::parse("https://example.invalid/{commit}/{path}")
@@ -1512,6 +1686,7 @@ mod tests {
                 own_id: true,
                 record: crate::hash::Digest::of(b"k"),
                 provenance: None,
+                notes: Default::default(),
             })
             .collect();
         let related = vec![Vec::new(); values.len()];

@@ -78,6 +78,29 @@ impl Ledger {
     }
 
     /// Records the uuid of a value without its own id.
+    /// Forgets what is recorded for the files at `paths` of `source`.
+    pub fn forget(&mut self, source: &str, paths: &[String]) {
+        let Some(entries) = self.sources.get_mut(source) else {
+            return;
+        };
+        for path in paths {
+            let prefix = format!("{path}#");
+            let gone: Vec<String> = entries
+                .range(prefix.clone()..)
+                .map(|(k, _)| k)
+                .take_while(|k| k.starts_with(&prefix))
+                .filter(|k| k.rsplit_once('#').is_some_and(|(p, _)| p == path))
+                .cloned()
+                .collect();
+            for k in gone {
+                entries.remove(&k);
+            }
+        }
+        if entries.is_empty() {
+            self.sources.remove(source);
+        }
+    }
+
     pub fn record(&mut self, source: &str, path: &str, index: u32, uuid: Uuid, content: &str) {
         self.sources.entry(source.to_string()).or_default().insert(
             slot(path, index),

@@ -111,6 +111,7 @@
 pub mod key;
 pub mod ledger;
 pub mod reason;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -129,7 +130,7 @@ use crate::parse::{Body, ParsedFile};
 use ledger::Ledger;
 
 /// Bumped whenever the layout or meaning of a state file changes; other formats are ignored.
-pub const FORMAT: u32 = 13;
+pub const FORMAT: u32 = 14;
 
 const MAGIC: &str = "sigma-galaxy-state";
 const BUILD: &str = "build.json";
@@ -185,6 +186,8 @@ pub struct Sources {
     pub ledger: Ledger,
     /// Fingerprints of the cluster and galaxy files last written.
     pub outputs: [Option<crate::emit::Fingerprint>; 2],
+    /// The cluster file's values, for building only the changed files' values next time.
+    pub table: table::Table,
 }
 
 /// The parse cache (`blobs.bin` and the shards in `parsed/`).

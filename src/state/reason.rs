@@ -41,6 +41,12 @@ pub enum Reason {
     NewContent { file: String },
     /// A source's id-less rules take the uuids the ledger remembers, not those their history gives.
     LedgerIdentity { source: String, why: LedgerWhy },
+    /// A changed rule shares a key with an unchanged one, so every value was merged again, not
+    /// only the changed files' (see [`crate::state::table`]).
+    Clash { what: String },
+    /// Only the values of the rule files changed since the last build were merged and formatted;
+    /// every other value's text was copied from the previous cluster file.
+    Spliced { files: usize, values: usize },
 }
 
 /// Why a source's identities come from the ledger (see "Identity" in [`crate::state`]).
@@ -97,6 +103,14 @@ impl std::fmt::Display for Reason {
                 "a state file is missing or not the one the last build wrote: rebuilding it"
             ),
             Reason::NewContent { file } => write!(f, "{file}: content not in the cache, parsed"),
+            Reason::Spliced { files, values } => write!(
+                f,
+                "{files} changed rule file(s) merged alone ({values} value(s)); every other value was copied"
+            ),
+            Reason::Clash { what } => write!(
+                f,
+                "a changed rule shares {what} with an unchanged one: every value was merged again"
+            ),
             Reason::LedgerIdentity { source, why } => {
                 let why = match why {
                     LedgerWhy::Shallow => "its history is shallow",

@@ -25,9 +25,12 @@ use crate::sorted::seek;
 use crate::sources::{self, LinkRev, Snapshot, SourceLinks};
 use crate::state::key::{self, BuildKey, FilterKey};
 use crate::state::reason::{LedgerWhy, Reason};
+use crate::state::table::{self, Table};
 use crate::state::{
     self, AttackCache, BlobInfo, BuildRecord, Digest, ParseCache, SourceState, Sources, State,
 };
+
+mod splice;
 
 /// A rule file of some source, and where its parse result comes from.
 struct FileJob<'s> {
@@ -174,6 +177,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     for snap in &mut snapshots {
         snap.close();
     }
+    let parser_same = prev.parsed.parser == key::parser_stamp(&config.limits);
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
     clock.lap("parse");
     let parsed_sums = if writes {
@@ -189,8 +193,74 @@ pub fn build(config: &Config) -> Result<Summary> {
     };
     clock.lap("save parse cache");
 
-    // merge: candidates in source, path, index order, with links and remembered uuids.
     let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
+    // The files there now, each checksummed once: unchanged values are copied from the cluster file
+    // when it is the one last written.
+    let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
+    let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
+
+    // Only the changed files' values, when the change is isolated (see `splice`).
+    let attack_index = attack.as_ref().map(|a| &a.index);
+    let plan = match splice::applies(config, &prev, &inputs, &walked, parser_same, damaged) {
+        true => splice::plan(
+            config,
+            &names,
+            &snapshots,
+            &walked,
+            &prev.sources,
+            &parsed,
+            attack_index,
+        ),
+        false => splice::Plan::No,
+    };
+    match plan {
+        splice::Plan::Splice(s) => {
+            let previous = prior_cluster
+                .as_ref()
+                .and_then(emit::Prior::previous)
+                .filter(|p| p.fingerprint.checksum == prev.sources.table.cluster);
+            let places = previous.and_then(|p| {
+                splice::places(&s, emit::values_start(&config.galaxy), p.fingerprint)
+            });
+            if let (Some(previous), Some(places)) = (previous, places) {
+                clock.lap("candidates");
+                let summary = spliced(Spliced {
+                    config,
+                    clock,
+                    reasons,
+                    snapshots: &snapshots,
+                    names,
+                    walked,
+                    prev: &prev,
+                    parsed,
+                    parsed_sums,
+                    attack: attack.as_ref(),
+                    splice: *s,
+                    places,
+                    previous,
+                    prior_galaxy: emit::fingerprint(&prior_galaxy),
+                    cluster_file: &cluster_file,
+                    key_hash,
+                    inputs,
+                })?;
+                let files: Vec<_> = snapshots
+                    .iter_mut()
+                    .map(|s| std::mem::take(&mut s.files))
+                    .collect();
+                crate::free::later((files, prev));
+                return Ok(summary);
+            }
+        }
+        splice::Plan::Clash(r) => {
+            if config.output.verbose() {
+                eprintln!("note: {r}");
+            }
+            reasons.push(r);
+        }
+        splice::Plan::No => {}
+    }
+
+    // merge: candidates in source, path, index order, with links and remembered uuids.
     let (candidates, mut warnings) = candidates(
         config,
         &names,
@@ -200,37 +270,19 @@ pub fn build(config: &Config) -> Result<Summary> {
         &mut parsed,
     );
     clock.lap("candidates");
-    let policies: Vec<merge::SourcePolicy> = config
-        .sources
-        .iter()
-        .map(|s| merge::SourcePolicy {
-            priority: s.priority,
-            rules: s.rules.clone(),
-        })
-        .collect();
-    let mut values = merge::merge(
+    let merge::Merged {
+        mut values,
+        dropped,
+    } = merge::merge(
         candidates,
         &names,
-        &policies,
+        &policies(config),
         config.galaxy.uuid,
         &config.galaxy.kind,
         config.filters,
         &mut warnings,
     );
-    if config.provenance {
-        let origins: Vec<_> = snapshots
-            .iter()
-            .map(|s| {
-                std::sync::Arc::new(merge::Provenance {
-                    source: s.name.clone(),
-                    url: s.web.as_ref().and_then(|w| w.repository_url()),
-                })
-            })
-            .collect();
-        for v in &mut values {
-            v.provenance = Some(origins[v.source].clone());
-        }
-    }
+    set_provenance(config, &snapshots, &mut values);
     let mut new_sources = walked.sources;
     let content_clock = walked.histories.iter().map(|h| h.clock).max().unwrap_or(1);
     for (name, history) in names.iter().zip(walked.histories) {
@@ -253,18 +305,7 @@ pub fn build(config: &Config) -> Result<Summary> {
     } = relate::relate(&values, attack.as_ref().map(|a| &a.index));
     warnings.extend(unknown_attack_tags(&values, &names, &unknown_tags));
     warnings.sort();
-    let errors: Vec<&Finding> = warnings
-        .iter()
-        .filter(|w| w.severity == Severity::Error)
-        .collect();
-    if config.strict && !errors.is_empty() {
-        for w in &errors {
-            eprintln!("error: {w}");
-        }
-        return Err(Error::Strict {
-            count: errors.len(),
-        });
-    }
+    refuse_strict(config, &warnings)?;
     clock.lap("relate");
     if config.mode == Mode::Check {
         return Ok(Summary {
@@ -300,10 +341,6 @@ pub fn build(config: &Config) -> Result<Summary> {
             emit::value_key(v, related, &links)
         })
         .collect();
-    // The files there now, each checksummed once: unchanged values are copied from the cluster file
-    // when it is the one last written.
-    let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
-    let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
     let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);
     // The values to be formatted afresh need their rules' details, which the records that came from
     // the parse cache left in its files (see `parse::Body::left_in`): read back now, a shard file
@@ -325,7 +362,7 @@ pub fn build(config: &Config) -> Result<Summary> {
         true => None,
         false => Some(emit::Stage::new(&cluster_file, !writes)?),
     };
-    let cluster = emit::cluster_content(
+    let mut cluster = emit::cluster_content(
         &config.galaxy,
         &values,
         &related,
@@ -335,6 +372,13 @@ pub fn build(config: &Config) -> Result<Summary> {
         &old,
         stage.as_mut(),
     )?;
+    // What the next build needs to merge only what changes (none with value versions, whose texts
+    // are rewritten after formatting).
+    let placed = std::mem::take(&mut cluster.placed);
+    let mut table = match config.value_versions || !writes {
+        true => Table::default(),
+        false => table::table_of(&values, &placed, &dropped, &names, config.galaxy.uuid),
+    };
     if let Some(p) = &mut prior_cluster {
         p.file = None;
     }
@@ -387,6 +431,10 @@ pub fn build(config: &Config) -> Result<Summary> {
         warnings: warnings.clone(),
         state: state::Checksums::new(),
     };
+    if !config.value_versions && writes {
+        table.cluster = cluster_print.checksum.clone();
+    }
+    new_sources.table = table;
     new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
     if writes {
         state::save(
@@ -429,6 +477,235 @@ pub fn build(config: &Config) -> Result<Summary> {
         .collect();
     crate::free::later((prev, new_sources, cache, records, files));
     Ok(summary)
+}
+
+/// What a spliced build (see [`splice`]) takes over from [`build`].
+struct Spliced<'a, 's> {
+    config: &'a Config,
+    clock: Stopwatch,
+    reasons: Vec<Reason>,
+    snapshots: &'s [Snapshot],
+    names: Vec<String>,
+    walked: Walked,
+    prev: &'a State,
+    parsed: Parsed<'s>,
+    parsed_sums: state::Checksums,
+    attack: Option<&'a AttackCache>,
+    splice: splice::Splice<'a>,
+    places: Vec<emit::Place>,
+    previous: emit::Previous<'a>,
+    prior_galaxy: Option<&'a emit::Fingerprint>,
+    cluster_file: &'a Path,
+    key_hash: String,
+    inputs: serde_json::Value,
+}
+
+/// Finishes a build whose change is isolated: formats the changed files' values, copies the rest
+/// from the previous cluster file, and saves the state as a full build would.
+fn spliced(b: Spliced) -> Result<Summary> {
+    let Spliced {
+        config,
+        mut clock,
+        reasons,
+        snapshots,
+        names,
+        walked,
+        prev,
+        parsed,
+        parsed_sums,
+        attack,
+        mut splice,
+        places,
+        previous,
+        prior_galaxy,
+        cluster_file,
+        key_hash,
+        inputs,
+    } = b;
+    let writes = config.mode.writes();
+    let mut reasons = reasons;
+    reasons.push(Reason::Spliced {
+        files: splice.touched.len(),
+        values: splice.values.len(),
+    });
+    // The last build's findings on the files kept, and the changed files' own.
+    let mut warnings: Vec<Finding> = prev
+        .build
+        .iter()
+        .flat_map(|r| &r.warnings)
+        .filter(|w| {
+            !splice
+                .touched
+                .contains(&table::file_key(&w.source, &w.path))
+        })
+        .cloned()
+        .collect();
+    warnings.append(&mut splice.warnings);
+    warnings.sort();
+    refuse_strict(config, &warnings)?;
+    let links: Vec<Option<SourceLinks>> = snapshots.iter().map(SourceLinks::of).collect();
+    let keys: Vec<emit::ValueKey> = splice
+        .values
+        .iter()
+        .zip(&splice.related)
+        .map(|(v, r)| emit::value_key(v, r, &links))
+        .collect();
+    state::fill_details(
+        &config.state,
+        &prev.checksums,
+        splice
+            .values
+            .iter_mut()
+            .filter(|v| v.rule.details.in_shard())
+            .map(|v| (&v.record, &mut v.rule.details)),
+    )?;
+    clock.lap("merge");
+    let mut stage = emit::Stage::new(cluster_file, !writes)?;
+    let mut cluster = emit::splice_content(
+        &config.galaxy,
+        &places,
+        &splice.values,
+        &splice.related,
+        &links,
+        &keys,
+        previous,
+        &mut stage,
+    )?;
+    let placed = std::mem::take(&mut cluster.placed);
+    let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
+    clock.lap("format");
+    let content_clock = walked.histories.iter().map(|h| h.clock).max().unwrap_or(1);
+    let written = emit::write(
+        &config.out,
+        &config.galaxy.kind,
+        cluster,
+        Some(stage),
+        galaxy,
+        content_clock,
+        [Some(previous.fingerprint), prior_galaxy],
+        !writes,
+    )?;
+    clock.lap("write");
+
+    let [cluster_print, galaxy_print] = written.fingerprints;
+    let value_count = placed.len();
+    let mut new_sources = walked.sources;
+    for (name, history) in names.iter().zip(walked.histories) {
+        if let Some(s) = new_sources.sources.get_mut(name) {
+            s.history = history;
+        }
+    }
+    // The kept values' ledger entries stay; the changed files' are made anew.
+    new_sources.ledger = prev.sources.ledger.clone();
+    new_sources.ledger.rewritten.clear();
+    for (name, touched) in names.iter().zip(&walked.touched) {
+        new_sources
+            .ledger
+            .forget(name, touched.as_deref().unwrap_or_default());
+    }
+    record_values(
+        &mut new_sources.ledger,
+        &splice.values,
+        &names,
+        &parsed.jobs,
+    );
+    let values = std::mem::take(&mut splice.values);
+    new_sources.table = splice::new_table(splice, &places, &placed, cluster_print.checksum.clone());
+    let mut record = BuildRecord {
+        key: key_hash,
+        inputs,
+        cluster_checksum: cluster_print.checksum.clone(),
+        galaxy_checksum: galaxy_print.checksum.clone(),
+        values: value_count,
+        files: snapshots
+            .iter()
+            .map(|s| (s.name.clone(), s.files.len()))
+            .collect(),
+        version: written.version,
+        warnings: warnings.clone(),
+        state: state::Checksums::new(),
+    };
+    new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
+    if writes {
+        state::save(
+            &config.state,
+            &new_sources,
+            attack,
+            &mut record,
+            parsed_sums,
+        )?;
+    }
+    clock.lap("state save");
+    let summary = Summary {
+        values: value_count,
+        parsed: parsed.count,
+        reused: parsed.jobs.len() - parsed.count,
+        added: written.added,
+        changed: written.changed,
+        removed: written.removed,
+        version: written.version,
+        wrote: written.wrote,
+        dry_run: false,
+        cluster: written.cluster.display().to_string(),
+        galaxy: written.galaxy.display().to_string(),
+        sources: source_summaries(snapshots, None),
+        files: Vec::new(),
+        notices: config.notices.clone(),
+        warnings,
+        reasons,
+        timings: timings(config, clock),
+    };
+    drop(parsed.jobs);
+    crate::free::later((new_sources, parsed.cache, values));
+    Ok(summary)
+}
+
+/// Fails a `--strict` run on error findings.
+fn refuse_strict(config: &Config, warnings: &[Finding]) -> Result<()> {
+    let errors: Vec<&Finding> = warnings
+        .iter()
+        .filter(|w| w.severity == Severity::Error)
+        .collect();
+    if config.strict && !errors.is_empty() {
+        for w in &errors {
+            eprintln!("error: {w}");
+        }
+        return Err(Error::Strict {
+            count: errors.len(),
+        });
+    }
+    Ok(())
+}
+
+/// How each source takes part in the merge.
+fn policies(config: &Config) -> Vec<merge::SourcePolicy> {
+    config
+        .sources
+        .iter()
+        .map(|s| merge::SourcePolicy {
+            priority: s.priority,
+            rules: s.rules.clone(),
+        })
+        .collect()
+}
+
+/// Gives every value its source's provenance, when the galaxy shows it.
+fn set_provenance(config: &Config, snapshots: &[Snapshot], values: &mut [merge::Value]) {
+    if !config.provenance {
+        return;
+    }
+    let origins: Vec<_> = snapshots
+        .iter()
+        .map(|s| {
+            std::sync::Arc::new(merge::Provenance {
+                source: s.name.clone(),
+                url: s.web.as_ref().and_then(|w| w.repository_url()),
+            })
+        })
+        .collect();
+    for v in values {
+        v.provenance = Some(origins[v.source].clone());
+    }
 }
 
 /// Fails the run when a source has no rule file (wrong `--include`, wrong ref, an empty repository),
@@ -523,6 +800,9 @@ struct Walked {
     ledger_identity: Vec<Option<LedgerWhy>>,
     /// The new per-source state (the ledger and outputs are filled in later).
     sources: Sources,
+    /// Per source: the rule paths changed since the last built commit (sorted), when the walk
+    /// extended the previous one; `None` after a full or rewritten walk.
+    touched: Vec<Option<Vec<String>>>,
 }
 
 /// What parsing (with the cache) gave.
@@ -592,6 +872,7 @@ fn walk_sources(
         renames: Vec::new(),
         ledger_identity: Vec::new(),
         sources: Sources::default(),
+        touched: Vec::new(),
     };
     for snap in snapshots {
         let filter_key = key::hash(&FilterKey::new(&snap.filter));
@@ -606,8 +887,12 @@ fn walk_sources(
             message: format!("walking history: {}", e.message()),
         };
         let repo = snap.repo()?;
-        let (history, how) =
+        let (history, how, touched) =
             diff::walk(repo, snap.commit, &snap.files, &snap.filter, old).map_err(source_err)?;
+        walked.touched.push(
+            matches!(how, diff::Walk::Unchanged | diff::Walk::Incremental { .. })
+                .then_some(touched),
+        );
         let ledger_why = if history.shallow {
             Some(LedgerWhy::Shallow)
         } else if matches!(how, diff::Walk::Rewritten { .. })
@@ -895,6 +1180,44 @@ fn candidates(
             _ => slots[at].1.clone(),
         };
         let Some(file) = file else { continue };
+        let last = last_change(&mut cursors[job.source], job.path)
+            .or_else(|| walked.histories[job.source].last_change.get(job.path));
+        let ledger = lookups[job.source].as_ref();
+        let made = FileCandidates {
+            config,
+            name: &names[job.source],
+            snap,
+            history: &walked.histories[job.source],
+            ledger,
+        };
+        made.push(job, key, last, file, &mut candidates, &mut warnings);
+    }
+    (candidates, warnings)
+}
+
+/// What turning one source's parse records into candidates needs (see [`candidates`]).
+struct FileCandidates<'a> {
+    config: &'a Config,
+    name: &'a str,
+    snap: &'a Snapshot,
+    history: &'a diff::History,
+    /// The ledger's answers, when it gives the source's identities.
+    ledger: Option<&'a state::ledger::Lookup<'a>>,
+}
+
+impl FileCandidates<'_> {
+    /// Pushes the candidates of `job`'s parse record `file` (parse key `key`, its path last changed
+    /// by `last`), and its problems as warnings.
+    fn push(
+        &self,
+        job: &FileJob,
+        key: Digest,
+        last: Option<&GitId>,
+        file: ParsedFile,
+        candidates: &mut Vec<Candidate>,
+        warnings: &mut Vec<Finding>,
+    ) {
+        let (config, snap) = (self.config, self.snap);
         for p in file.problems {
             warnings.push(Finding::new(
                 &snap.name, job.path, p.line, p.code, p.message,
@@ -902,23 +1225,19 @@ fn candidates(
         }
         // Only the revision: the link is made when the value is formatted (see `SourceLinks`).
         let link = snap.web.as_ref().map(|_| match config.ref_style {
-            RefStyle::LastChange => last_change(&mut cursors[job.source], job.path)
-                .or_else(|| walked.histories[job.source].last_change.get(job.path))
-                .map_or(LinkRev::Commit, |id| LinkRev::Change(*id)),
+            RefStyle::LastChange => last.map_or(LinkRev::Commit, |id| LinkRev::Change(*id)),
             RefStyle::Commit => LinkRev::Commit,
             RefStyle::Branch => LinkRev::Branch,
         });
         let mut hex = [0; 64];
         let content = job.content.unwrap_or_default();
         let content = content.hex_in(&mut hex);
-        let origin = walked.histories[job.source].origin(job.path);
-        let ledger = lookups[job.source].as_ref();
+        let origin = self.history.origin(job.path);
         for rule in file.rules {
             // A file renamed on the history keeps the uuid of the path it first had.
-            let from_history = (origin != job.path).then(|| {
-                merge::derived_uuid(config.galaxy.uuid, &names[job.source], origin, rule.index)
-            });
-            let remembered = match ledger {
+            let from_history = (origin != job.path)
+                .then(|| merge::derived_uuid(config.galaxy.uuid, self.name, origin, rule.index));
+            let remembered = match self.ledger {
                 Some(lookup) => lookup
                     .remembered(job.path, rule.index, content)
                     .or(from_history),
@@ -934,7 +1253,6 @@ fn candidates(
             });
         }
     }
-    (candidates, warnings)
 }
 
 /// The new UUID ledger: every value without its own id, plus what the old ledger remembers of sources
@@ -945,6 +1263,23 @@ fn remembered_uuids(
     jobs: &[FileJob],
     old: &state::ledger::Ledger,
 ) -> state::ledger::Ledger {
+    let mut ledger = state::ledger::Ledger::default();
+    record_values(&mut ledger, values, names, jobs);
+    for (name, entries) in &old.sources {
+        if !names.contains(name) {
+            ledger.sources.insert(name.clone(), entries.clone());
+        }
+    }
+    ledger
+}
+
+/// Records in `ledger` the uuid of every value without its own id.
+fn record_values(
+    ledger: &mut state::ledger::Ledger,
+    values: &[merge::Value],
+    names: &[String],
+    jobs: &[FileJob],
+) {
     // Only the files of values without their own id (a few in most galaxies) are looked up, by a
     // binary search of the jobs (in source, then path order): nothing is done per file.
     let content_of = |source: usize, path: &str| {
@@ -953,7 +1288,6 @@ fn remembered_uuids(
             .and_then(|at| jobs[at].content)
             .unwrap_or_default()
     };
-    let mut ledger = state::ledger::Ledger::default();
     for v in values.iter().filter(|v| !v.own_id) {
         let content = content_of(v.source, &v.path);
         ledger.record(
@@ -964,12 +1298,6 @@ fn remembered_uuids(
             &content.hex(),
         );
     }
-    for (name, entries) in &old.sources {
-        if !names.contains(name) {
-            ledger.sources.insert(name.clone(), entries.clone());
-        }
-    }
-    ledger
 }
 
 /// The stage timings, when asked for with --verbose.
