@@ -15,7 +15,9 @@
 //!                 content clock, origins of renamed files); the UUID ledger;
 //!                 fingerprints of the files written (content and per-value hashes, and where each
 //!                 value's text is, with its hash, by a key of everything it depends on, so unchanged
-//!                 values are copied; hashes and uuids as bytes, not hex)
+//!                 values are copied; hashes and uuids as bytes, not hex); the value table of the
+//!                 cluster file (see [`table`]: what the merge chose and looked up per value, so an
+//!                 isolated change merges only its own files' values)
 //!   blobs.bin     blob id → content hash and parse key, all as bytes (so unchanged files are never read)
 //!   parsed/x.bin  the parse cache, parse key → parsed records, in shards named by the key's first
 //!                 hex digit (16 shards) up to 8,192 records, by its first two (`xx.bin`, 256) above:
@@ -52,6 +54,7 @@
 //! | parsed record | [`key::ParseKey`]: parser format, SHA-256 of the file's bytes | the bytes or the parser change |
 //! | history walk | [`key::FilterKey`]: the source's path filter | the filter changes, or the old tip is not on the new first-parent history (then walked again from scratch) |
 //! | whole build | [`key::BuildKey`]: tool version, galaxy fields, options, each source's name, location, commit, filter and link style, checksum of the ATT&CK clusters | any of those changes, or an output file no longer has the hash written |
+//! | a value's table row (its uuid, title, text) | the same build key but for the sources' commits; its file untouched by the commits walked since | its file is touched, or a touched file's value shares a key with it ([`table`]: then every row is made again) |
 //!
 //! A fresh build key, intact outputs and a state folder holding exactly the files the last build
 //! wrote (`build.json` lists their checksums; each is hashed in small pieces, none is decoded) mean

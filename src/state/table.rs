@@ -6,7 +6,7 @@
 //! names it points to. A table row is one value of the cluster file last written, in file order,
 //! with the uuid and title it got and where its text is ([`Row`]); its [`Mark`]s are everything else
 //! the merge and relate looked up for it or could look up against it. A change is **isolated** when
-//! no key of a value it removes or adds is a key of a value it keeps ([`clash`]):
+//! no key of a value it removes or adds is a key of a value it keeps ([`Kept::clash`]):
 //!
 //! | key (a [`Mark`] kind, or the row's own field) | of a value | a clash: the other side has it as |
 //! |---|---|---|
@@ -19,7 +19,7 @@
 //! Without a shared key, every lookup the merge made for a kept value finds what it found last time,
 //! so the kept values keep their uuids, titles, links and texts, and the changed files' values are
 //! what merging them alone gives (each lookup they make against a kept value is answered from the
-//! table: [`Table::outside_ids`], [`Table::holders`]). Keys are hashed to 128 bits (uuids are
+//! table: [`Kept::outside_id`], [`Kept::outside_name`]). Keys are hashed to 128 bits (uuids are
 //! their own), so a clash by accident is as likely as a uuid collision; a clash only costs time (the
 //! build merges every value, as it always did).
 //!
@@ -38,7 +38,7 @@ use crate::emit::{Placed, TextHash, ValueKey};
 use crate::hash::Bytes;
 use crate::merge::{Value, derived_uuid, parse_id};
 
-/// A 128-bit key: a uuid as it is, anything else hashed ([`hashed`]).
+/// A 128-bit key: a uuid as it is, anything else hashed (XXH3-128 of a tag byte and the text).
 pub type Key = Bytes<16>;
 
 /// The key of a uuid.
@@ -80,7 +80,7 @@ pub struct Row {
     pub uuid: Uuid,
     /// Its final title (what the file is sorted by, with the uuid).
     pub title: String,
-    /// [`title_key`] of the title, lower-cased.
+    /// The key of the title, lower-cased.
     pub title_key: Key,
     /// Whether the uuid is the rule's own `id`.
     pub own_id: bool,
