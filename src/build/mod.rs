@@ -98,18 +98,15 @@ pub fn build(config: &Config) -> Result<Summary> {
     }
 
     let mut reasons = Vec::new();
-    let (mut prev, distrusted) = State::load(&config.state);
-    clock.lap("state load");
-    for d in distrusted {
-        let r = Reason::Distrusted {
-            file: d.file.display().to_string(),
-            problem: d.problem,
-        };
-        if !quiet {
-            eprintln!("warning: {r}");
-        }
-        reasons.push(r);
+    // The parse cache's records are decoded only when the change may be spliced (see `splice`),
+    // and then only where it needs them.
+    let (mut prev, mut distrusted) = State::load_lazy(&config.state);
+    let lazy = splice::may_apply(config, &prev, &inputs, &key_hash, !distrusted.is_empty());
+    if !lazy {
+        distrusted.extend(prev.load_records(&config.state, None));
     }
+    clock.lap("state load");
+    report_distrusted(distrusted, quiet, &mut reasons);
     // The commits last built, per source: renames since then keep id-less uuids, even under --full.
     let last_built: HashMap<String, String> = prev
         .sources
@@ -177,7 +174,99 @@ pub fn build(config: &Config) -> Result<Summary> {
     for snap in &mut snapshots {
         snap.close();
     }
-    let parser_same = prev.parsed.parser == key::parser_stamp(&config.limits);
+    let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
+    let attack_index = attack.as_ref().map(|a| &a.index);
+
+    // Only the changed files' values, when the change is isolated (see `splice`).
+    let touched = match lazy && splice::walks_allow(&walked) {
+        true => parse_touched(config, &snapshots, &mut prev, &walked, &mut reasons)?,
+        false => None,
+    };
+    if let Some(mut touched) = touched {
+        clock.lap("parse");
+        let plan = splice::plan(
+            config,
+            &names,
+            &snapshots,
+            &walked,
+            &prev.sources,
+            &touched.parsed,
+            attack_index,
+        );
+        match plan {
+            splice::Plan::Splice(mut s) => {
+                // The details of the values to format, read back before their shards are
+                // rewritten.
+                state::fill_details(
+                    &config.state,
+                    &prev.checksums,
+                    s.values
+                        .iter_mut()
+                        .filter(|v| v.rule.details.in_shard())
+                        .map(|v| (&v.record, &mut v.rule.details)),
+                )?;
+                // The files there now, each checksummed once.
+                let prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
+                let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
+                let previous = prior_cluster
+                    .as_ref()
+                    .and_then(emit::Prior::previous)
+                    .filter(|p| p.fingerprint.checksum == prev.sources.table.cluster);
+                let places = previous.and_then(|p| {
+                    splice::places(&s, emit::values_start(&config.galaxy), p.fingerprint)
+                });
+                if let (Some(previous), Some(places)) = (previous, places) {
+                    clock.lap("candidates");
+                    let parsed_sums = match writes {
+                        true => {
+                            let index = std::mem::take(&mut prev.parsed.blobs);
+                            touched.save(&config.state, index, &prev)?
+                        }
+                        false => state::Checksums::new(),
+                    };
+                    clock.lap("save parse cache");
+                    let summary = spliced(Spliced {
+                        config,
+                        clock,
+                        reasons,
+                        snapshots: &snapshots,
+                        names,
+                        walked,
+                        prev: &prev,
+                        parsed: touched.parsed,
+                        parsed_sums,
+                        attack: attack.as_ref(),
+                        splice: *s,
+                        places,
+                        previous,
+                        prior_galaxy: emit::fingerprint(&prior_galaxy),
+                        cluster_file: &cluster_file,
+                        key_hash,
+                        inputs,
+                    })?;
+                    let files: Vec<_> = snapshots
+                        .iter_mut()
+                        .map(|s| std::mem::take(&mut s.files))
+                        .collect();
+                    crate::free::later((files, prev));
+                    return Ok(summary);
+                }
+            }
+            splice::Plan::Clash(r) => {
+                if config.output.verbose() {
+                    eprintln!("note: {r}");
+                }
+                reasons.push(r);
+            }
+        }
+        // Every value is merged after all: every record is needed.
+        touched.parsed.cache.entries.clear();
+        prev.parsed.entries.clear();
+    }
+    if lazy {
+        let problems = prev.load_records(&config.state, None);
+        report_distrusted(problems, quiet, &mut reasons);
+    }
     let mut parsed = parse_rules(config, &snapshots, &mut prev.parsed, &mut reasons)?;
     clock.lap("parse");
     let parsed_sums = if writes {
@@ -192,73 +281,6 @@ pub fn build(config: &Config) -> Result<Summary> {
         state::Checksums::new()
     };
     clock.lap("save parse cache");
-
-    let names: Vec<String> = snapshots.iter().map(|s| s.name.clone()).collect();
-    // The files there now, each checksummed once: unchanged values are copied from the cluster file
-    // when it is the one last written.
-    let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
-    let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
-
-    // Only the changed files' values, when the change is isolated (see `splice`).
-    let attack_index = attack.as_ref().map(|a| &a.index);
-    let plan = match splice::applies(config, &prev, &inputs, &walked, parser_same, damaged) {
-        true => splice::plan(
-            config,
-            &names,
-            &snapshots,
-            &walked,
-            &prev.sources,
-            &parsed,
-            attack_index,
-        ),
-        false => splice::Plan::No,
-    };
-    match plan {
-        splice::Plan::Splice(s) => {
-            let previous = prior_cluster
-                .as_ref()
-                .and_then(emit::Prior::previous)
-                .filter(|p| p.fingerprint.checksum == prev.sources.table.cluster);
-            let places = previous.and_then(|p| {
-                splice::places(&s, emit::values_start(&config.galaxy), p.fingerprint)
-            });
-            if let (Some(previous), Some(places)) = (previous, places) {
-                clock.lap("candidates");
-                let summary = spliced(Spliced {
-                    config,
-                    clock,
-                    reasons,
-                    snapshots: &snapshots,
-                    names,
-                    walked,
-                    prev: &prev,
-                    parsed,
-                    parsed_sums,
-                    attack: attack.as_ref(),
-                    splice: *s,
-                    places,
-                    previous,
-                    prior_galaxy: emit::fingerprint(&prior_galaxy),
-                    cluster_file: &cluster_file,
-                    key_hash,
-                    inputs,
-                })?;
-                let files: Vec<_> = snapshots
-                    .iter_mut()
-                    .map(|s| std::mem::take(&mut s.files))
-                    .collect();
-                crate::free::later((files, prev));
-                return Ok(summary);
-            }
-        }
-        splice::Plan::Clash(r) => {
-            if config.output.verbose() {
-                eprintln!("note: {r}");
-            }
-            reasons.push(r);
-        }
-        splice::Plan::No => {}
-    }
 
     // merge: candidates in source, path, index order, with links and remembered uuids.
     let (candidates, mut warnings) = candidates(
@@ -341,6 +363,10 @@ pub fn build(config: &Config) -> Result<Summary> {
             emit::value_key(v, related, &links)
         })
         .collect();
+    // The files there now, each checksummed once: unchanged values are copied from the cluster file
+    // when it is the one last written.
+    let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
+    let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
     let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);
     // The values to be formatted afresh need their rules' details, which the records that came from
     // the parse cache left in its files (see `parse::Body::left_in`): read back now, a shard file
@@ -550,15 +576,6 @@ fn spliced(b: Spliced) -> Result<Summary> {
         .zip(&splice.related)
         .map(|(v, r)| emit::value_key(v, r, &links))
         .collect();
-    state::fill_details(
-        &config.state,
-        &prev.checksums,
-        splice
-            .values
-            .iter_mut()
-            .filter(|v| v.rule.details.in_shard())
-            .map(|v| (&v.record, &mut v.rule.details)),
-    )?;
     clock.lap("merge");
     let mut stage = emit::Stage::new(cluster_file, !writes)?;
     let mut cluster = emit::splice_content(
@@ -675,6 +692,200 @@ fn refuse_strict(config: &Config, warnings: &[Finding]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Reports state files that could not be trusted, as reasons (and warnings unless quiet).
+fn report_distrusted(distrusted: Vec<state::Distrust>, quiet: bool, reasons: &mut Vec<Reason>) {
+    for d in distrusted {
+        let r = Reason::Distrusted {
+            file: d.file.display().to_string(),
+            problem: d.problem,
+        };
+        if !quiet {
+            eprintln!("warning: {r}");
+        }
+        reasons.push(r);
+    }
+}
+
+/// What parsing only the touched files gave a build that may splice ([`parse_touched`]).
+struct Touched<'s> {
+    /// Every file's job (keys from the blob index), and in the cache the records of the shards
+    /// decoded (`decoded`: those the change adds to or drops from, and those holding a touched
+    /// file's known content) with the new ones. The cache's blob index is left empty: it is the
+    /// previous one with `blobs` applied, put together when saved.
+    parsed: Parsed<'s>,
+    /// Blob index changes: added (with what is known of it) or dropped.
+    blobs: Vec<(state::BlobId, Option<BlobInfo>)>,
+    decoded: state::Shards,
+    /// The shard layout, the same before and after.
+    digits: usize,
+}
+
+impl Touched<'_> {
+    /// Saves the parse cache: the blob index (`index`, the previous one, updated) and the decoded
+    /// shards that changed; the other shards stay as they are.
+    fn save(
+        &mut self,
+        dir: &Path,
+        mut index: std::collections::BTreeMap<state::BlobId, BlobInfo>,
+        prev: &State,
+    ) -> Result<state::Checksums> {
+        for (blob, info) in self.blobs.drain(..) {
+            match info {
+                Some(info) => index.insert(blob, info),
+                None => index.remove(&blob),
+            };
+        }
+        self.parsed.cache.blobs = index;
+        // The shards not decoded keep the checksums the last build recorded for them.
+        let mut sums = prev.checksums.clone();
+        for (name, sum) in prev.build.iter().flat_map(|r| &r.state) {
+            sums.entry(name.clone()).or_insert_with(|| sum.clone());
+        }
+        state::save_parsed_partly(
+            dir,
+            &mut self.parsed.cache,
+            &self.parsed.dirty,
+            &prev.shards,
+            &sums,
+            &self.decoded,
+            self.digits,
+        )
+    }
+}
+
+/// Parses what the files touched since the last build need, for a build that may splice: every
+/// file's parse key comes from the blob index, new contents are read and parsed, and only the
+/// shards the change adds to or drops from, or that hold a touched file's known content, are
+/// decoded. `None` when that cannot be done (a shard that does not load, a change of shard layout,
+/// a shard the last build did not record): then every record is loaded and parsing is as usual.
+fn parse_touched<'s>(
+    config: &Config,
+    snapshots: &'s [Snapshot],
+    prev: &mut State,
+    walked: &Walked,
+    reasons: &mut Vec<Reason>,
+) -> Result<Option<Touched<'s>>> {
+    let index = &prev.parsed.blobs;
+    let mut jobs: Vec<FileJob> = Vec::with_capacity(snapshots.iter().map(|s| s.files.len()).sum());
+    for (s, snap) in snapshots.iter().enumerate() {
+        for f in &snap.files {
+            jobs.push(FileJob {
+                source: s,
+                path: &f.path,
+                blob: f.blob,
+                content: None,
+                key: None,
+            });
+        }
+    }
+    // Each job's key, and the blobs no job uses any more, in one walk of both in blob order.
+    let mut by_blob: Vec<(state::BlobId, usize)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (git_id(j.blob), i))
+        .collect();
+    crate::hash::sort_by_id(&mut by_blob, |(blob, _)| blob);
+    let mut cursor = index.iter().peekable();
+    for &(blob, i) in &by_blob {
+        if let Some((_, b)) = seek(&mut cursor, &blob, |(b, _)| *b) {
+            jobs[i].content = Some(b.content);
+            jobs[i].key = Some(b.key);
+        }
+    }
+    let mut used = by_blob.iter().map(|(b, _)| b).peekable();
+    let mut blobs: Vec<(state::BlobId, Option<BlobInfo>)> = Vec::new();
+    let mut dirty = std::collections::BTreeSet::new();
+    for (blob, info) in index {
+        if seek(&mut used, blob, |b| *b).is_none() {
+            blobs.push((*blob, None));
+            dirty.insert(info.key.bytes()[0]);
+        }
+    }
+    let dropped: Vec<Digest> = blobs
+        .iter()
+        .filter_map(|(b, _)| index.get(b).map(|i| i.key))
+        .collect();
+    let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
+    let read = read_and_parse(snapshots, &jobs, &unknown, &|_| false, &config.limits)?;
+    let mut added = std::collections::BTreeMap::new();
+    let mut count = 0;
+    for (i, content, key, parsed) in read {
+        count += 1;
+        if config.output.verbose() {
+            reasons.push(Reason::NewContent {
+                file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
+            });
+        }
+        if let Some(parsed) = parsed {
+            added.entry(key).or_insert(parsed);
+        }
+        dirty.insert(key.bytes()[0]);
+        let blob = git_id(jobs[i].blob);
+        if !blobs.iter().any(|(b, _)| *b == blob) {
+            blobs.push((blob, Some(BlobInfo { content, key })));
+        }
+        jobs[i].content = Some(content);
+        jobs[i].key = Some(key);
+    }
+    let gone = blobs.iter().filter(|(_, i)| i.is_none()).count();
+    let count_after = index.len() + blobs.len() - 2 * gone;
+    // One layout on disk, the one this size keeps, every shard of it recorded by the last build.
+    let digits = state::shard_digits(index.len());
+    let recorded = prev.build.as_ref().map(|r| &r.state);
+    if state::shard_digits(count_after) != digits
+        || prev.shards.iter().any(|s| s.len() != digits)
+        || prev
+            .shards
+            .iter()
+            .any(|s| recorded.is_none_or(|r| !r.contains_key(&format!("parsed/{s}.bin"))))
+    {
+        return Ok(None);
+    }
+    // The shards to decode: those that change, and those holding a touched file's known content.
+    let mut decoded: state::Shards = dirty.iter().map(|&b| state::shard_of(b, digits)).collect();
+    let mut wanted = Vec::new();
+    for (s, paths) in walked.touched.iter().enumerate() {
+        for path in paths.iter().flatten() {
+            if let Ok(at) = jobs.binary_search_by(|j| (j.source, j.path).cmp(&(s, path.as_str())))
+                && let Some(key) = jobs[at].key
+                && !added.contains_key(&key)
+            {
+                decoded.insert(state::shard_of(key.bytes()[0], digits));
+                wanted.push(key);
+            }
+        }
+    }
+    decoded.retain(|s| prev.shards.contains(s));
+    if !prev.load_records(&config.state, Some(&decoded)).is_empty() {
+        return Ok(None);
+    }
+    let mut entries = std::mem::take(&mut prev.parsed.entries);
+    if wanted.iter().any(|k| !entries.contains_key(k)) {
+        return Ok(None);
+    }
+    for key in &dropped {
+        entries.remove(key);
+    }
+    entries.extend(added);
+    let keys = job_keys(&jobs);
+    Ok(Some(Touched {
+        parsed: Parsed {
+            jobs,
+            keys,
+            cache: ParseCache {
+                parser: prev.parsed.parser,
+                blobs: std::collections::BTreeMap::new(),
+                entries,
+            },
+            dirty,
+            count,
+        },
+        blobs,
+        decoded,
+        digits,
+    }))
 }
 
 /// How each source takes part in the merge.

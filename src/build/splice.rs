@@ -45,8 +45,6 @@ pub(super) enum Plan<'t> {
     Splice(Box<Splice<'t>>),
     /// The change is not isolated: every value is merged.
     Clash(Reason),
-    /// The table does not apply (see the module documentation).
-    No,
 }
 
 /// The build key's inputs without the sources' commits.
@@ -62,14 +60,14 @@ fn without_commits(inputs: &serde_json::Value) -> serde_json::Value {
     v
 }
 
-/// Whether the table of `prev` may be used for this build (everything but isolation): `inputs`
-/// are the build key's, `parser_same` whether the parse cache's keys are this build's.
-pub(super) fn applies(
+/// Whether the table of `prev` may be used for this build, as far as the state tells (the history
+/// walks tell the rest, see [`walks_allow`]): `inputs` and `key` are the build key's inputs and hash.
+/// When it may, the parse cache's records are decoded only where the change needs them.
+pub(super) fn may_apply(
     config: &Config,
     prev: &State,
     inputs: &serde_json::Value,
-    walked: &Walked,
-    parser_same: bool,
+    key: &str,
     damaged: bool,
 ) -> bool {
     let Some(rec) = &prev.build else {
@@ -77,15 +75,20 @@ pub(super) fn applies(
     };
     !config.full
         && !damaged
-        && parser_same
+        && prev.parsed.parser == crate::state::key::parser_stamp(&config.limits)
         && !config.value_versions
         && config.ref_style != RefStyle::Commit
         && config.mode == crate::config::Mode::Build
+        && rec.key != key
         && !prev.sources.table.cluster.is_empty()
         && prev.sources.table.rows.len() == rec.values
-        && walked.touched.iter().all(Option::is_some)
-        && walked.ledger_identity.iter().all(Option::is_none)
         && without_commits(&rec.inputs) == without_commits(inputs)
+}
+
+/// Whether the history walks allow using the table: each extended the previous walk, and no
+/// source's identities come from the ledger.
+pub(super) fn walks_allow(walked: &Walked) -> bool {
+    walked.touched.iter().all(Option::is_some) && walked.ledger_identity.iter().all(Option::is_none)
 }
 
 /// Merges and relates the changed files' rules alone, and checks that the change is isolated.

@@ -263,7 +263,7 @@ pub type Shards = std::collections::BTreeSet<String>;
 const SMALL_CACHE: usize = 8 * 1024;
 
 /// How many hex digits of a key name its shard, in a parse cache of `entries` records.
-fn shard_digits(entries: usize) -> usize {
+pub fn shard_digits(entries: usize) -> usize {
     match entries <= SMALL_CACHE {
         true => 1,
         false => 2,
@@ -271,7 +271,7 @@ fn shard_digits(entries: usize) -> usize {
 }
 
 /// The shard holding keys whose first byte is `first`: its first `digits` (1 or 2) hex digits.
-fn shard_of(first: u8, digits: usize) -> String {
+pub fn shard_of(first: u8, digits: usize) -> String {
     match digits {
         1 => format!("{:x}", first >> 4),
         _ => format!("{first:02x}"),
@@ -358,6 +358,17 @@ impl State {
     pub fn load(dir: &Path) -> (State, Vec<Distrust>) {
         let mut problems = Vec::new();
         let mut checksums = Checksums::new();
+        let state = Self::load_files(dir, &mut problems, &mut checksums, true);
+        (state, problems)
+    }
+
+    /// [`State::load`], decoding the parse cache's records only with `records`.
+    fn load_files(
+        dir: &Path,
+        problems: &mut Vec<Distrust>,
+        checksums: &mut Checksums,
+        records: bool,
+    ) -> State {
         // Each file is decoded as soon as it is read, and its bytes let go before the next is read:
         // never two files' bytes (40 MB at 100k rules) held beside what they decode to.
         fn load<T: DeserializeOwned>(
@@ -382,15 +393,18 @@ impl State {
                 }
             }
         }
-        let build = load(dir, BUILD, &mut checksums, &mut problems);
-        let attack = load(dir, ATTACK, &mut checksums, &mut problems).map(|a| AttackCache {
+        let build = load(dir, BUILD, checksums, problems);
+        let attack = load(dir, ATTACK, checksums, problems).map(|a| AttackCache {
             stored: checksums.get(ATTACK).cloned(),
             ..a
         });
-        let sources = load(dir, SOURCES, &mut checksums, &mut problems).unwrap_or_default();
-        let index: BlobIndex = load(dir, BLOBS, &mut checksums, &mut problems).unwrap_or_default();
-        let (entries, shards) = load_shards(&dir.join(PARSED_DIR), &mut problems, &mut checksums);
-        let state = State {
+        let sources = load(dir, SOURCES, checksums, problems).unwrap_or_default();
+        let index: BlobIndex = load(dir, BLOBS, checksums, problems).unwrap_or_default();
+        let none = Shards::new();
+        let only = (!records).then_some(&none);
+        let (entries, shards) = load_shards(&dir.join(PARSED_DIR), problems, checksums, only);
+        let checksums = std::mem::take(checksums);
+        State {
             attack,
             build,
             sources,
@@ -401,8 +415,36 @@ impl State {
             },
             shards,
             checksums,
-        };
+        }
+    }
+}
+
+impl State {
+    /// [`State::load`] without decoding the parse cache's records: the shards on disk are listed,
+    /// and [`State::load_records`] decodes those a build needs.
+    pub fn load_lazy(dir: &Path) -> (State, Vec<Distrust>) {
+        let mut problems = Vec::new();
+        let mut checksums = Checksums::new();
+        let state = Self::load_files(dir, &mut problems, &mut checksums, false);
         (state, problems)
+    }
+
+    /// Decodes the parse cache shards `only` names (all with `None`) into `parsed.entries`, with
+    /// their checksums; what could not be trusted. Shards already decoded must not be named again.
+    pub fn load_records(&mut self, dir: &Path, only: Option<&Shards>) -> Vec<Distrust> {
+        let mut problems = Vec::new();
+        let (entries, _) = load_shards(
+            &dir.join(PARSED_DIR),
+            &mut problems,
+            &mut self.checksums,
+            only,
+        );
+        if self.parsed.entries.is_empty() {
+            self.parsed.entries = entries;
+        } else {
+            self.parsed.entries.extend(entries);
+        }
+        problems
     }
 }
 
@@ -483,11 +525,13 @@ fn check_header(header: &[u8]) -> std::result::Result<String, String> {
 #[derive(Deserialize)]
 struct Shard(#[serde(deserialize_with = "crate::sorted::entries")] Vec<(Digest, ParsedFile)>);
 
-/// Reads, checks and decodes every shard of the parse cache, in parallel.
+/// Reads, checks and decodes the shards of the parse cache that `only` names (all with `None`), in
+/// parallel; the others are listed in the shards returned but neither read nor checksummed.
 fn load_shards(
     dir: &Path,
     problems: &mut Vec<Distrust>,
     checksums: &mut Checksums,
+    only: Option<&Shards>,
 ) -> (BTreeMap<Digest, ParsedFile>, Shards) {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -512,6 +556,12 @@ fn load_shards(
     };
     /// A shard's name and its records with its checksum, or why it was not used.
     type Loaded = (String, std::result::Result<(Shard, String), String>);
+    let wanted = |name: &String| only.is_none_or(|o| o.contains(name.trim_end_matches(".bin")));
+    let mut shards = Shards::new();
+    for name in names.iter().filter(|n| !wanted(n)) {
+        shards.insert(name.trim_end_matches(".bin").to_string());
+    }
+    names.retain(wanted);
     let loaded: Vec<Loaded> = names
         .into_par_iter()
         .map(|name| {
@@ -536,7 +586,6 @@ fn load_shards(
         .map(|(Shard(records), _)| records.len())
         .sum();
     let mut entries = Vec::with_capacity(count);
-    let mut shards = Shards::new();
     for (name, decoded) in loaded {
         shards.insert(name.trim_end_matches(".bin").to_string());
         match decoded {
@@ -703,7 +752,22 @@ pub fn save_parsed(
     loaded: &Checksums,
 ) -> Result<Checksums> {
     let digits = shard_digits(parsed.entries.len());
-    save_shards(dir, parsed, dirty, on_disk, loaded, digits)
+    save_shards(dir, parsed, dirty, on_disk, loaded, digits, None)
+}
+
+/// [`save_parsed`] for a cache whose `entries` hold only the records of the shards `decoded` names
+/// (and the records added this run, which must belong to them), in a layout of `digits` hex digits:
+/// every other shard on disk is kept as it is, with the checksum `loaded` has for it.
+pub fn save_parsed_partly(
+    dir: &Path,
+    parsed: &mut ParseCache,
+    dirty: &std::collections::BTreeSet<u8>,
+    on_disk: &Shards,
+    loaded: &Checksums,
+    decoded: &Shards,
+    digits: usize,
+) -> Result<Checksums> {
+    save_shards(dir, parsed, dirty, on_disk, loaded, digits, Some(decoded))
 }
 
 /// [`save_parsed`], in shards named by `digits` hex digits.
@@ -714,13 +778,18 @@ fn save_shards(
     on_disk: &Shards,
     loaded: &Checksums,
     digits: usize,
+    decoded: Option<&Shards>,
 ) -> Result<Checksums> {
     use std::collections::BTreeSet;
     let shard_dir = dir.join(PARSED_DIR);
     crate::dirs::create_private(&shard_dir).map_err(|e| Error::io(&shard_dir, e))?;
     let name = |shard: &str| format!("{PARSED_DIR}/{shard}.bin");
     // The shards that hold entries (the keys are in order, so their first bytes come in runs).
-    let mut present: BTreeSet<String> = BTreeSet::new();
+    // (Shards not decoded hold what they held.)
+    let mut present: BTreeSet<String> = match decoded {
+        Some(decoded) => on_disk.difference(decoded).cloned().collect(),
+        None => BTreeSet::new(),
+    };
     let mut last = None;
     for key in parsed.entries.keys() {
         if last != Some(key.bytes()[0]) {
@@ -1121,8 +1190,16 @@ mod tests {
         let p = cache_of(&[(0xa1, "a"), (0xa2, "b"), (0xbb, "c")]);
         // As a cache of more than SMALL_CACHE records was saved: two digits.
         let (none, nothing) = (Shards::new(), Checksums::new());
-        let sums =
-            save_shards(dir.path(), &mut p.clone(), &[].into(), &none, &nothing, 2).expect("save");
+        let sums = save_shards(
+            dir.path(),
+            &mut p.clone(),
+            &[].into(),
+            &none,
+            &nothing,
+            2,
+            None,
+        )
+        .expect("save");
         let mut b = BuildRecord::default();
         save(dir.path(), &Sources::default(), None, &mut b, sums).expect("save");
         assert_eq!(shard_files(dir.path()), ["a1.bin", "a2.bin", "bb.bin"]);
@@ -1142,7 +1219,16 @@ mod tests {
         // files have is loaded, the others are reported and go at the next save.
         let (mut both, _) = State::load(dir.path());
         let loaded = both.checksums.clone();
-        save_shards(dir.path(), &mut both.parsed, &[].into(), &none, &loaded, 2).expect("save");
+        save_shards(
+            dir.path(),
+            &mut both.parsed,
+            &[].into(),
+            &none,
+            &loaded,
+            2,
+            None,
+        )
+        .expect("save");
         std::fs::remove_file(dir.path().join(PARSED_DIR).join("a1.bin")).expect("remove");
         assert_eq!(
             shard_files(dir.path()),
