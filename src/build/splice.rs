@@ -9,6 +9,9 @@
 //! values answered by the table; the result is used only when the change is isolated (no key shared
 //! with a kept value, see the table's documentation), which makes it the cluster a full merge gives.
 //! Otherwise the build merges every value, as without a table, and says why (`Reason::Clash`).
+//!
+//! Such a build also parses only what the change needs ([`parse_touched`]): the parse cache's shards
+//! are decoded where the change adds or drops records, or holds a touched file's known content.
 
 use foldhash::{HashSet, HashSetExt};
 
@@ -22,7 +25,19 @@ use crate::state::reason::Reason;
 use crate::state::table::{self, Kept, Key, Table};
 use crate::state::{Sources, State};
 
-use super::{FileCandidates, Parsed, Walked};
+use std::path::Path;
+
+use crate::error::Result;
+use crate::hash::git_id;
+use crate::report::{Stopwatch, Summary};
+use crate::sorted::seek;
+use crate::sources::SourceLinks;
+use crate::state::{self, AttackCache, BlobInfo, BuildRecord, Digest, ParseCache};
+
+use super::{
+    FileCandidates, FileJob, Parsed, Walked, job_keys, read_and_parse, record_values,
+    refuse_strict, source_summaries, timings,
+};
 
 /// A change that can be spliced: the kept rows, and the changed files' values made alone.
 #[derive(Debug)]
@@ -302,4 +317,356 @@ pub(super) fn new_table(
         marks,
         dropped,
     }
+}
+
+/// What a spliced build (see [`splice`]) takes over from [`build`].
+pub(super) struct Spliced<'a, 's> {
+    pub(super) config: &'a Config,
+    pub(super) clock: Stopwatch,
+    pub(super) reasons: Vec<Reason>,
+    pub(super) snapshots: &'s [Snapshot],
+    pub(super) names: Vec<String>,
+    pub(super) walked: Walked,
+    pub(super) prev: &'a State,
+    pub(super) parsed: Parsed<'s>,
+    pub(super) parsed_sums: state::Checksums,
+    pub(super) attack: Option<&'a AttackCache>,
+    pub(super) splice: Splice<'a>,
+    pub(super) places: Vec<emit::Place>,
+    pub(super) previous: emit::Previous<'a>,
+    pub(super) prior_galaxy: Option<&'a emit::Fingerprint>,
+    pub(super) cluster_file: &'a Path,
+    pub(super) key_hash: String,
+    pub(super) inputs: serde_json::Value,
+}
+
+/// Finishes a build whose change is isolated: formats the changed files' values, copies the rest
+/// from the previous cluster file, and saves the state as a full build would.
+pub(super) fn spliced(b: Spliced) -> Result<Summary> {
+    let Spliced {
+        config,
+        mut clock,
+        reasons,
+        snapshots,
+        names,
+        walked,
+        prev,
+        parsed,
+        parsed_sums,
+        attack,
+        mut splice,
+        places,
+        previous,
+        prior_galaxy,
+        cluster_file,
+        key_hash,
+        inputs,
+    } = b;
+    let writes = config.mode.writes();
+    let mut reasons = reasons;
+    reasons.push(Reason::Spliced {
+        files: splice.touched.len(),
+        values: splice.values.len(),
+    });
+    // The last build's findings on the files kept, and the changed files' own.
+    let mut warnings: Vec<Finding> = prev
+        .build
+        .iter()
+        .flat_map(|r| &r.warnings)
+        .filter(|w| {
+            !splice
+                .touched
+                .contains(&table::file_key(&w.source, &w.path))
+        })
+        .cloned()
+        .collect();
+    warnings.append(&mut splice.warnings);
+    warnings.sort();
+    refuse_strict(config, &warnings)?;
+    let links: Vec<Option<SourceLinks>> = snapshots.iter().map(SourceLinks::of).collect();
+    let keys: Vec<emit::ValueKey> = splice
+        .values
+        .iter()
+        .zip(&splice.related)
+        .map(|(v, r)| emit::value_key(v, r, &links))
+        .collect();
+    clock.lap("merge");
+    let mut stage = emit::Stage::new(cluster_file, !writes)?;
+    let mut cluster = emit::splice_content(
+        &config.galaxy,
+        &places,
+        &splice.values,
+        &splice.related,
+        &links,
+        &keys,
+        previous,
+        &mut stage,
+    )?;
+    let placed = std::mem::take(&mut cluster.placed);
+    let galaxy = emit::Content::of(&emit::galaxy_json(&config.galaxy));
+    clock.lap("format");
+    let content_clock = walked.histories.iter().map(|h| h.clock).max().unwrap_or(1);
+    let written = emit::write(
+        &config.out,
+        &config.galaxy.kind,
+        cluster,
+        Some(stage),
+        galaxy,
+        content_clock,
+        [Some(previous.fingerprint), prior_galaxy],
+        !writes,
+    )?;
+    clock.lap("write");
+
+    let [cluster_print, galaxy_print] = written.fingerprints;
+    let value_count = placed.len();
+    let mut new_sources = walked.sources;
+    for (name, history) in names.iter().zip(walked.histories) {
+        if let Some(s) = new_sources.sources.get_mut(name) {
+            s.history = history;
+        }
+    }
+    // The kept values' ledger entries stay; the changed files' are made anew.
+    new_sources.ledger = prev.sources.ledger.clone();
+    new_sources.ledger.rewritten.clear();
+    for (name, touched) in names.iter().zip(&walked.touched) {
+        new_sources
+            .ledger
+            .forget(name, touched.as_deref().unwrap_or_default());
+    }
+    record_values(
+        &mut new_sources.ledger,
+        &splice.values,
+        &names,
+        &parsed.jobs,
+    );
+    let values = std::mem::take(&mut splice.values);
+    new_sources.table = new_table(splice, &places, &placed, cluster_print.checksum.clone());
+    let mut record = BuildRecord {
+        key: key_hash,
+        inputs,
+        cluster_checksum: cluster_print.checksum.clone(),
+        galaxy_checksum: galaxy_print.checksum.clone(),
+        values: value_count,
+        files: snapshots
+            .iter()
+            .map(|s| (s.name.clone(), s.files.len()))
+            .collect(),
+        version: written.version,
+        warnings: warnings.clone(),
+        state: state::Checksums::new(),
+    };
+    new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
+    if writes {
+        state::save(
+            &config.state,
+            &new_sources,
+            attack,
+            &mut record,
+            parsed_sums,
+        )?;
+    }
+    clock.lap("state save");
+    let summary = Summary {
+        values: value_count,
+        parsed: parsed.count,
+        reused: parsed.jobs.len() - parsed.count,
+        added: written.added,
+        changed: written.changed,
+        removed: written.removed,
+        version: written.version,
+        wrote: written.wrote,
+        dry_run: false,
+        cluster: written.cluster.display().to_string(),
+        galaxy: written.galaxy.display().to_string(),
+        sources: source_summaries(snapshots, None),
+        files: Vec::new(),
+        notices: config.notices.clone(),
+        warnings,
+        reasons,
+        timings: timings(config, clock),
+    };
+    drop(parsed.jobs);
+    crate::free::later((new_sources, parsed.cache, values));
+    Ok(summary)
+}
+
+/// What parsing only the touched files gave a build that may splice ([`parse_touched`]).
+pub(super) struct Touched<'s> {
+    /// Every file's job (keys from the blob index), and in the cache the records of the shards
+    /// decoded (`decoded`: those the change adds to or drops from, and those holding a touched
+    /// file's known content) with the new ones. The cache's blob index is left empty: it is the
+    /// previous one with `blobs` applied, put together when saved.
+    pub(super) parsed: Parsed<'s>,
+    /// Blob index changes: added (with what is known of it) or dropped.
+    blobs: Vec<(state::BlobId, Option<BlobInfo>)>,
+    decoded: state::Shards,
+    /// The shard layout, the same before and after.
+    digits: usize,
+}
+
+impl Touched<'_> {
+    /// Saves the parse cache: the blob index (`index`, the previous one, updated) and the decoded
+    /// shards that changed; the other shards stay as they are.
+    pub(super) fn save(
+        &mut self,
+        dir: &Path,
+        mut index: std::collections::BTreeMap<state::BlobId, BlobInfo>,
+        prev: &State,
+    ) -> Result<state::Checksums> {
+        for (blob, info) in self.blobs.drain(..) {
+            match info {
+                Some(info) => index.insert(blob, info),
+                None => index.remove(&blob),
+            };
+        }
+        self.parsed.cache.blobs = index;
+        // The shards not decoded keep the checksums the last build recorded for them.
+        let mut sums = prev.checksums.clone();
+        for (name, sum) in prev.build.iter().flat_map(|r| &r.state) {
+            sums.entry(name.clone()).or_insert_with(|| sum.clone());
+        }
+        state::save_parsed_partly(
+            dir,
+            &mut self.parsed.cache,
+            &self.parsed.dirty,
+            &prev.shards,
+            &sums,
+            &self.decoded,
+            self.digits,
+        )
+    }
+}
+
+/// Parses what the files touched since the last build need, for a build that may splice: every
+/// file's parse key comes from the blob index, new contents are read and parsed, and only the
+/// shards the change adds to or drops from, or that hold a touched file's known content, are
+/// decoded. `None` when that cannot be done (a shard that does not load, a change of shard layout,
+/// a shard the last build did not record): then every record is loaded and parsing is as usual.
+pub(super) fn parse_touched<'s>(
+    config: &Config,
+    snapshots: &'s [Snapshot],
+    prev: &mut State,
+    walked: &Walked,
+    reasons: &mut Vec<Reason>,
+) -> Result<Option<Touched<'s>>> {
+    let index = &prev.parsed.blobs;
+    let mut jobs: Vec<FileJob> = Vec::with_capacity(snapshots.iter().map(|s| s.files.len()).sum());
+    for (s, snap) in snapshots.iter().enumerate() {
+        for f in &snap.files {
+            jobs.push(FileJob {
+                source: s,
+                path: &f.path,
+                blob: f.blob,
+                content: None,
+                key: None,
+            });
+        }
+    }
+    // Each job's key, and the blobs no job uses any more, in one walk of both in blob order.
+    let mut by_blob: Vec<(state::BlobId, usize)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (git_id(j.blob), i))
+        .collect();
+    crate::hash::sort_by_id(&mut by_blob, |(blob, _)| blob);
+    let mut cursor = index.iter().peekable();
+    for &(blob, i) in &by_blob {
+        if let Some((_, b)) = seek(&mut cursor, &blob, |(b, _)| *b) {
+            jobs[i].content = Some(b.content);
+            jobs[i].key = Some(b.key);
+        }
+    }
+    let mut used = by_blob.iter().map(|(b, _)| b).peekable();
+    let mut blobs: Vec<(state::BlobId, Option<BlobInfo>)> = Vec::new();
+    let mut dirty = std::collections::BTreeSet::new();
+    for (blob, info) in index {
+        if seek(&mut used, blob, |b| *b).is_none() {
+            blobs.push((*blob, None));
+            dirty.insert(info.key.bytes()[0]);
+        }
+    }
+    let dropped: Vec<Digest> = blobs
+        .iter()
+        .filter_map(|(b, _)| index.get(b).map(|i| i.key))
+        .collect();
+    let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
+    let read = read_and_parse(snapshots, &jobs, &unknown, &|_| false, &config.limits)?;
+    let mut added = std::collections::BTreeMap::new();
+    let mut count = 0;
+    for (i, content, key, parsed) in read {
+        count += 1;
+        if config.output.verbose() {
+            reasons.push(Reason::NewContent {
+                file: format!("{}:{}", snapshots[jobs[i].source].name, jobs[i].path),
+            });
+        }
+        if let Some(parsed) = parsed {
+            added.entry(key).or_insert(parsed);
+        }
+        dirty.insert(key.bytes()[0]);
+        let blob = git_id(jobs[i].blob);
+        if !blobs.iter().any(|(b, _)| *b == blob) {
+            blobs.push((blob, Some(BlobInfo { content, key })));
+        }
+        jobs[i].content = Some(content);
+        jobs[i].key = Some(key);
+    }
+    let gone = blobs.iter().filter(|(_, i)| i.is_none()).count();
+    let count_after = index.len() + blobs.len() - 2 * gone;
+    // One layout on disk, the one this size keeps, every shard of it recorded by the last build.
+    let digits = state::shard_digits(index.len());
+    let recorded = prev.build.as_ref().map(|r| &r.state);
+    if state::shard_digits(count_after) != digits
+        || prev.shards.iter().any(|s| s.len() != digits)
+        || prev
+            .shards
+            .iter()
+            .any(|s| recorded.is_none_or(|r| !r.contains_key(&format!("parsed/{s}.bin"))))
+    {
+        return Ok(None);
+    }
+    // The shards to decode: those that change, and those holding a touched file's known content.
+    let mut decoded: state::Shards = dirty.iter().map(|&b| state::shard_of(b, digits)).collect();
+    let mut wanted = Vec::new();
+    for (s, paths) in walked.touched.iter().enumerate() {
+        for path in paths.iter().flatten() {
+            if let Ok(at) = jobs.binary_search_by(|j| (j.source, j.path).cmp(&(s, path.as_str())))
+                && let Some(key) = jobs[at].key
+                && !added.contains_key(&key)
+            {
+                decoded.insert(state::shard_of(key.bytes()[0], digits));
+                wanted.push(key);
+            }
+        }
+    }
+    decoded.retain(|s| prev.shards.contains(s));
+    if !prev.load_records(&config.state, Some(&decoded)).is_empty() {
+        return Ok(None);
+    }
+    let mut entries = std::mem::take(&mut prev.parsed.entries);
+    if wanted.iter().any(|k| !entries.contains_key(k)) {
+        return Ok(None);
+    }
+    for key in &dropped {
+        entries.remove(key);
+    }
+    entries.extend(added);
+    let keys = job_keys(&jobs);
+    Ok(Some(Touched {
+        parsed: Parsed {
+            jobs,
+            keys,
+            cache: ParseCache {
+                parser: prev.parsed.parser,
+                blobs: std::collections::BTreeMap::new(),
+                entries,
+            },
+            dirty,
+            count,
+        },
+        blobs,
+        decoded,
+        digits,
+    }))
 }
