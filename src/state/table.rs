@@ -390,3 +390,74 @@ impl Kept<'_> {
         self.holders.get(&name_key(name)).copied()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merge::{Candidate, merge};
+    use crate::parse::Rule;
+
+    const GALAXY: Uuid = Uuid::from_u128(7);
+
+    /// The table of the values that merging `rules` (path, title, id) gives, in merge order.
+    fn table(rules: &[(&str, &str, Option<Uuid>)]) -> Table {
+        let candidates = rules
+            .iter()
+            .map(|&(path, title, id)| Candidate {
+                source: 0,
+                path: path.into(),
+                rule: Box::new(Rule {
+                    id: id.map(|u| u.to_string()),
+                    ..Rule::titled(title)
+                }),
+                link: None,
+                remembered: None,
+                record: Default::default(),
+            })
+            .collect();
+        let names = ["s".to_string()];
+        let merged = merge(candidates, &names, &[], GALAXY, "k", false, &mut Vec::new());
+        let placed: Vec<Placed> = (0..merged.values.len())
+            .map(|i| (i, Default::default(), Default::default()))
+            .collect();
+        table_of(&merged.values, &placed, &merged.dropped, &names, GALAXY)
+    }
+
+    fn files(paths: &[&str]) -> HashSet<Key> {
+        paths.iter().map(|p| file_key("s", p)).collect()
+    }
+
+    #[test]
+    fn a_change_clashes_exactly_when_it_shares_a_key_with_a_kept_value() {
+        let (x, y) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        // b.yml took "T (b.yml)" because a.yml had "T": removing a.yml changes b's title.
+        let old = table(&[
+            ("a.yml", "T", Some(x)),
+            ("b.yml", "t", None),
+            ("c.yml", "U", None),
+        ]);
+        let touched = files(&["a.yml"]);
+        let kept = old.keep(&touched);
+        assert_eq!(kept.clash(&table(&[]), &touched), Some(Clash::Title));
+        // Editing c.yml to a title nobody has touches nothing else.
+        let touched = files(&["c.yml"]);
+        let kept = old.keep(&touched);
+        assert_eq!(kept.clash(&table(&[("c.yml", "V", None)]), &touched), None);
+        // Giving c.yml a.yml's id, or a.yml's title in other case, does.
+        assert_eq!(
+            kept.clash(&table(&[("c.yml", "V", Some(x))]), &touched),
+            Some(Clash::Id)
+        );
+        assert_eq!(
+            kept.clash(&table(&[("c.yml", "t (B.YML)", None)]), &touched),
+            Some(Clash::Title)
+        );
+        // A new id is no clash; a kept value's own id is what a link by id finds.
+        assert_eq!(
+            kept.clash(&table(&[("c.yml", "V", Some(y))]), &touched),
+            None
+        );
+        assert_eq!(kept.outside_id(x), Some(x));
+        assert_eq!(kept.outside_id(y), None);
+    }
+}
