@@ -212,9 +212,8 @@ pub fn build(config: &Config) -> Result<Summary> {
                     .as_ref()
                     .and_then(emit::Prior::previous)
                     .filter(|p| p.fingerprint.checksum == prev.sources.table.cluster);
-                let places = previous.and_then(|p| {
-                    splice::places(&s, emit::values_start(&config.galaxy), p.fingerprint)
-                });
+                let places = previous
+                    .and_then(|p| splice::places(&s, emit::values_start(&config.galaxy), p));
                 if let (Some(previous), Some(places)) = (previous, places) {
                     clock.lap("candidates");
                     let parsed_sums = match writes {
@@ -365,6 +364,15 @@ pub fn build(config: &Config) -> Result<Summary> {
         .collect();
     // The files there now, each checksummed once: unchanged values are copied from the cluster file
     // when it is the one last written.
+    // Where the values last written are: the value table has it, for the file it was written with.
+    if let Some(f) = &mut prev.sources.outputs[0]
+        && f.checksum == prev.sources.table.cluster
+    {
+        f.spans = prev
+            .sources
+            .table
+            .spans(emit::values_start(&config.galaxy), emit::separator_len());
+    }
     let mut prior_cluster = emit::prior(&cluster_file, prev.sources.outputs[0].as_ref());
     let prior_galaxy = emit::prior(&galaxy_file, prev.sources.outputs[1].as_ref());
     let previous = prior_cluster.as_ref().and_then(emit::Prior::previous);

@@ -192,12 +192,12 @@ pub(super) fn plan<'t>(
 }
 
 /// The places of the spliced cluster, in file order: the kept rows (at their offsets in the previous
-/// file, from `start`) and the new values (by title, then uuid), merged; `None` when the offsets do
-/// not match the previous file's fingerprint.
+/// file `previous`, from `start`) and the new values (by title, then uuid), merged; `None` when the
+/// offsets do not fit that file.
 pub(super) fn places(
     splice: &Splice,
     start: usize,
-    fingerprint: &emit::Fingerprint,
+    previous: emit::Previous<'_>,
 ) -> Option<Vec<Place>> {
     let rows = &splice.kept.table.rows;
     let mut at = start;
@@ -214,18 +214,28 @@ pub(super) fn places(
         }
         at += r.len + emit::separator_len();
     }
-    // The offsets follow from the lengths: checked against the file's own record at both ends.
-    let agrees = |r: &table::Row, at: usize| {
-        fingerprint
-            .spans
-            .get(&r.key)
-            .is_some_and(|s| s.at == at && s.len == r.len && s.hash == r.hash)
+    // The offsets follow from the lengths (the table was written with the file, whose checksum it
+    // names): checked all the same where the first and last texts start and end.
+    let byte_at = |at: usize| -> Option<u8> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut file = previous.file;
+        let mut b = [0u8; 1];
+        file.seek(SeekFrom::Start(at as u64)).ok()?;
+        file.read_exact(&mut b).ok()?;
+        Some(b[0])
     };
-    let last_at = at.saturating_sub(emit::separator_len() + rows.last().map_or(0, |r| r.len));
-    if let (Some(first), Some(last)) = (rows.first(), rows.last())
-        && !(agrees(first, start) && agrees(last, last_at))
-    {
-        return None;
+    let end = at.saturating_sub(emit::separator_len());
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        let last_at = end - last.len;
+        let ends = [
+            (start, b'{'),
+            (start + first.len - 1, b'}'),
+            (last_at, b'{'),
+            (end - 1, b'}'),
+        ];
+        if ends.iter().any(|&(at, want)| byte_at(at) != Some(want)) {
+            return None;
+        }
     }
     let mut new: Vec<usize> = (0..splice.values.len()).collect();
     let vals = &splice.values;

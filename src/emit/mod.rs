@@ -394,7 +394,7 @@ pub fn prior<'a>(path: &Path, known: Option<&'a Fingerprint>) -> Option<Prior<'a
     if let Some(k) = known.filter(|k| k.checksum == sum) {
         return Some(Prior {
             fingerprint: Cow::Borrowed(k),
-            file: (!k.spans.is_empty()).then_some(file),
+            file: Some(file),
         });
     }
     let mut bytes = Vec::new();
@@ -1004,8 +1004,9 @@ pub struct Fingerprint {
     #[serde(deserialize_with = "crate::sorted::map")]
     pub values: BTreeMap<Uuid, TextHash>,
     /// Value key → where its text is in the file (cluster only), so that the next build copies the
-    /// text of an unchanged value instead of formatting it again.
-    #[serde(deserialize_with = "crate::sorted::map")]
+    /// text of an unchanged value instead of formatting it again. Not saved with the fingerprint:
+    /// the state's value table has them (see `state::table::Table::spans`).
+    #[serde(skip)]
     pub spans: BTreeMap<ValueKey, Span>,
 }
 

@@ -34,7 +34,9 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::emit::{Placed, TextHash, ValueKey};
+use std::collections::BTreeMap;
+
+use crate::emit::{Placed, Span, TextHash, ValueKey};
 use crate::hash::Bytes;
 use crate::merge::{Value, derived_uuid, parse_id};
 
@@ -309,6 +311,26 @@ pub struct Kept<'t> {
 }
 
 impl Table {
+    /// Where each row's text is in the file it describes, by value key: the texts follow each other
+    /// from `start`, `separator` bytes apart.
+    pub fn spans(&self, start: usize, separator: usize) -> BTreeMap<ValueKey, Span> {
+        let mut at = start;
+        let mut spans: Vec<(ValueKey, Span)> = Vec::with_capacity(self.rows.len());
+        for r in &self.rows {
+            spans.push((
+                r.key,
+                Span {
+                    at,
+                    len: r.len,
+                    hash: r.hash,
+                },
+            ));
+            at += r.len + separator;
+        }
+        crate::hash::sort_by_id(&mut spans, |(key, _)| key);
+        spans.into_iter().collect()
+    }
+
     /// Splits the table by the files a change touches (by [`file_key`]).
     pub fn keep<'t>(&'t self, touched: &HashSet<Key>) -> Kept<'t> {
         let removed: Vec<bool> = self
