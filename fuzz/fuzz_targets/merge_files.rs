@@ -39,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
         "sigma-rules",
         false,
         &mut warnings,
-    );
+    )
+    .values;
     let mut titles = HashSet::new();
     let mut uuids = HashSet::new();
     for v in &values {

@@ -55,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
             "sigma-rules",
             true,
             &mut warnings,
-        );
+        )
+        .values;
         for v in &values {
             assert!(!v.title.is_empty());
             assert!(!v.title.chars().any(char::is_control));
