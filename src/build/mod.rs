@@ -825,28 +825,10 @@ fn parse_rules<'s>(
         blobs: std::mem::take(&mut old.blobs),
         entries: std::mem::take(&mut old.entries),
     };
-    // Exactly one per file: grown by doubling, 100k jobs would touch twice their room.
-    let mut jobs: Vec<FileJob> = Vec::with_capacity(snapshots.iter().map(|s| s.files.len()).sum());
-    for (s, snap) in snapshots.iter().enumerate() {
-        for f in &snap.files {
-            jobs.push(FileJob {
-                source: s,
-                path: &f.path,
-                blob: f.blob,
-                content: None,
-                key: None,
-            });
-        }
-    }
     // What the cache knows of each job's blob, then whether it has the record: found by walking the
     // jobs in blob (then key) order beside the blob index and the records, which are in that order,
     // not by a search from the root per file (100k of them, in 20- and 32-byte keys).
-    let mut by_blob: Vec<(state::BlobId, usize)> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (git_id(j.blob), i))
-        .collect();
-    crate::hash::sort_by_id(&mut by_blob, |(blob, _)| blob);
+    let (mut jobs, by_blob) = file_jobs(snapshots);
     let mut index = cache.blobs.iter_mut().peekable();
     for &(blob, i) in &by_blob {
         if let Some((_, b)) = seek(&mut index, &blob, |(b, _)| *b) {
@@ -915,6 +897,31 @@ fn parse_rules<'s>(
         dirty,
         count,
     })
+}
+
+/// A job per rule file of every source (source, then path order), and their blobs with job
+/// indexes, in blob order.
+fn file_jobs(snapshots: &[Snapshot]) -> (Vec<FileJob<'_>>, Vec<(state::BlobId, usize)>) {
+    // Exactly one per file: grown by doubling, 100k jobs would touch twice their room.
+    let mut jobs: Vec<FileJob> = Vec::with_capacity(snapshots.iter().map(|s| s.files.len()).sum());
+    for (s, snap) in snapshots.iter().enumerate() {
+        for f in &snap.files {
+            jobs.push(FileJob {
+                source: s,
+                path: &f.path,
+                blob: f.blob,
+                content: None,
+                key: None,
+            });
+        }
+    }
+    let mut by_blob: Vec<(state::BlobId, usize)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (git_id(j.blob), i))
+        .collect();
+    crate::hash::sort_by_id(&mut by_blob, |(blob, _)| blob);
+    (jobs, by_blob)
 }
 
 /// The jobs' parse keys with their job indexes, in key order (jobs without a key left out).

@@ -35,7 +35,7 @@ use crate::sources::SourceLinks;
 use crate::state::{self, AttackCache, BlobInfo, BuildRecord, Digest, ParseCache};
 
 use super::{
-    FileCandidates, FileJob, Parsed, Walked, job_keys, read_and_parse, record_values,
+    FileCandidates, Parsed, Walked, file_jobs, job_keys, read_and_parse, record_values,
     refuse_strict, source_summaries, timings,
 };
 
@@ -561,25 +561,8 @@ pub(super) fn parse_touched<'s>(
     reasons: &mut Vec<Reason>,
 ) -> Result<Option<Touched<'s>>> {
     let index = &prev.parsed.blobs;
-    let mut jobs: Vec<FileJob> = Vec::with_capacity(snapshots.iter().map(|s| s.files.len()).sum());
-    for (s, snap) in snapshots.iter().enumerate() {
-        for f in &snap.files {
-            jobs.push(FileJob {
-                source: s,
-                path: &f.path,
-                blob: f.blob,
-                content: None,
-                key: None,
-            });
-        }
-    }
     // Each job's key, and the blobs no job uses any more, in one walk of both in blob order.
-    let mut by_blob: Vec<(state::BlobId, usize)> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (git_id(j.blob), i))
-        .collect();
-    crate::hash::sort_by_id(&mut by_blob, |(blob, _)| blob);
+    let (mut jobs, by_blob) = file_jobs(snapshots);
     let mut cursor = index.iter().peekable();
     for &(blob, i) in &by_blob {
         if let Some((_, b)) = seek(&mut cursor, &blob, |(b, _)| *b) {
