@@ -304,13 +304,8 @@ pub fn build(config: &Config) -> Result<Summary> {
         &mut warnings,
     );
     set_provenance(config, &snapshots, &mut values);
-    let mut new_sources = walked.sources;
     let content_clock = walked.histories.iter().map(|h| h.clock).max().unwrap_or(1);
-    for (name, history) in names.iter().zip(walked.histories) {
-        if let Some(s) = new_sources.sources.get_mut(name) {
-            s.history = history;
-        }
-    }
+    let mut new_sources = with_histories(walked.sources, &names, walked.histories);
     new_sources.ledger = remembered_uuids(&values, &names, &parsed.jobs, &prev.sources.ledger);
     for (name, why) in names.iter().zip(&walked.ledger_identity) {
         if *why == Some(LedgerWhy::Rewritten) {
@@ -450,56 +445,28 @@ pub fn build(config: &Config) -> Result<Summary> {
     )?;
     clock.lap("write");
 
-    let [cluster_print, galaxy_print] = written.fingerprints;
-    let mut record = BuildRecord {
-        key: key_hash,
-        inputs,
-        cluster_checksum: cluster_print.checksum.clone(),
-        galaxy_checksum: galaxy_print.checksum.clone(),
-        values: value_count,
-        files: snapshots
-            .iter()
-            .map(|s| (s.name.clone(), s.files.len()))
-            .collect(),
-        version: written.version,
-        warnings: warnings.clone(),
-        state: state::Checksums::new(),
-    };
     if !config.value_versions && writes {
-        table.cluster = cluster_print.checksum.clone();
+        table.cluster = written.fingerprints[0].checksum.clone();
     }
     new_sources.table = table;
-    new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
-    if writes {
-        state::save(
-            &config.state,
-            &new_sources,
-            attack.as_ref(),
-            &mut record,
+    let summary = finish(
+        Finish {
+            config,
+            snapshots: &snapshots,
+            key_hash,
+            inputs,
+            attack: attack.as_ref(),
             parsed_sums,
-        )?;
-    }
-    clock.lap("state save");
-
-    let summary = Summary {
-        values: value_count,
-        parsed: parsed_count,
-        reused: jobs.len() - parsed_count,
-        added: written.added,
-        changed: written.changed,
-        removed: written.removed,
-        version: written.version,
-        wrote: written.wrote,
-        dry_run: false,
-        cluster: written.cluster.display().to_string(),
-        galaxy: written.galaxy.display().to_string(),
-        sources: source_summaries(&snapshots, None),
-        files: Vec::new(),
-        notices: config.notices.clone(),
-        warnings,
-        reasons,
-        timings: timings(config, clock),
-    };
+            values: value_count,
+            parsed: parsed_count,
+            files: jobs.len(),
+            warnings,
+            reasons,
+        },
+        written,
+        &mut new_sources,
+        clock,
+    )?;
     // The records, the state and the file lists are not freed one by one on the way out (see
     // crate::free). The snapshots themselves are dropped here as usual: libgit2 must not be freeing
     // a repository while it shuts down at exit.
@@ -511,6 +478,95 @@ pub fn build(config: &Config) -> Result<Summary> {
         .collect();
     crate::free::later((prev, new_sources, cache, records, files));
     Ok(summary)
+}
+
+/// The new per-source state with each source's history walk moved in.
+fn with_histories(
+    mut sources: Sources,
+    names: &[String],
+    histories: Vec<diff::History>,
+) -> Sources {
+    for (name, history) in names.iter().zip(histories) {
+        if let Some(s) = sources.sources.get_mut(name) {
+            s.history = history;
+        }
+    }
+    sources
+}
+
+/// What [`finish`] needs of a build besides its outputs and new state.
+struct Finish<'a> {
+    config: &'a Config,
+    snapshots: &'a [Snapshot],
+    key_hash: String,
+    inputs: serde_json::Value,
+    attack: Option<&'a AttackCache>,
+    /// The parse cache's checksums, as saved.
+    parsed_sums: state::Checksums,
+    /// Values written; rule files parsed, and in all.
+    values: usize,
+    parsed: usize,
+    files: usize,
+    warnings: Vec<Finding>,
+    reasons: Vec<Reason>,
+}
+
+/// Saves the state of a build that wrote `written` (when it writes), the build record last, and
+/// gives its summary.
+fn finish(
+    f: Finish,
+    written: emit::Written,
+    new_sources: &mut Sources,
+    mut clock: Stopwatch,
+) -> Result<Summary> {
+    let config = f.config;
+    let [cluster_print, galaxy_print] = written.fingerprints;
+    let value_count = f.values;
+    let mut record = BuildRecord {
+        key: f.key_hash,
+        inputs: f.inputs,
+        cluster_checksum: cluster_print.checksum.clone(),
+        galaxy_checksum: galaxy_print.checksum.clone(),
+        values: value_count,
+        files: f
+            .snapshots
+            .iter()
+            .map(|s| (s.name.clone(), s.files.len()))
+            .collect(),
+        version: written.version,
+        warnings: f.warnings.clone(),
+        state: state::Checksums::new(),
+    };
+    new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
+    if config.mode.writes() {
+        state::save(
+            &config.state,
+            new_sources,
+            f.attack,
+            &mut record,
+            f.parsed_sums,
+        )?;
+    }
+    clock.lap("state save");
+    Ok(Summary {
+        values: value_count,
+        parsed: f.parsed,
+        reused: f.files - f.parsed,
+        added: written.added,
+        changed: written.changed,
+        removed: written.removed,
+        version: written.version,
+        wrote: written.wrote,
+        dry_run: false,
+        cluster: written.cluster.display().to_string(),
+        galaxy: written.galaxy.display().to_string(),
+        sources: source_summaries(f.snapshots, None),
+        files: Vec::new(),
+        notices: config.notices.clone(),
+        warnings: f.warnings,
+        reasons: f.reasons,
+        timings: timings(config, clock),
+    })
 }
 
 /// Fails a `--strict` run on error findings.

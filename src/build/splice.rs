@@ -32,11 +32,11 @@ use crate::hash::git_id;
 use crate::report::{Stopwatch, Summary};
 use crate::sorted::seek;
 use crate::sources::SourceLinks;
-use crate::state::{self, AttackCache, BlobInfo, BuildRecord, Digest, ParseCache};
+use crate::state::{self, AttackCache, BlobInfo, Digest, ParseCache};
 
 use super::{
-    FileCandidates, Parsed, Walked, file_jobs, job_keys, read_and_parse, record_values,
-    refuse_strict, source_summaries, timings,
+    FileCandidates, Finish, Parsed, Walked, file_jobs, finish, job_keys, read_and_parse,
+    record_values, refuse_strict, with_histories,
 };
 
 /// A change that can be spliced: the kept rows, and the changed files' values made alone.
@@ -201,16 +201,18 @@ pub(super) fn places(
 ) -> Option<Vec<Place>> {
     let rows = &splice.kept.table.rows;
     let mut at = start;
-    let mut old = Vec::with_capacity(rows.len());
+    // The kept rows, each with its place in the previous file.
+    let mut old: Vec<(&table::Row, Place)> = Vec::with_capacity(rows.len());
     for (r, gone) in rows.iter().zip(&splice.kept.removed) {
         if !gone {
-            old.push(Place::Old {
+            let place = Place::Old {
                 at,
                 len: r.len,
                 hash: r.hash,
                 key: r.key,
                 uuid: r.uuid,
-            });
+            };
+            old.push((r, place));
         }
         at += r.len + emit::separator_len();
     }
@@ -242,24 +244,18 @@ pub(super) fn places(
     new.sort_by(|&a, &b| {
         (vals[a].title.as_str(), vals[a].uuid).cmp(&(vals[b].title.as_str(), vals[b].uuid))
     });
-    let kept_rows: Vec<&table::Row> = rows
-        .iter()
-        .zip(&splice.kept.removed)
-        .filter(|(_, g)| !**g)
-        .map(|(r, _)| r)
-        .collect();
     let mut out = Vec::with_capacity(old.len() + new.len());
     let (mut k, mut n) = (0, 0);
     while k < old.len() || n < new.len() {
-        let take_old = match (kept_rows.get(k), new.get(n)) {
-            (Some(r), Some(&i)) => {
+        let take_old = match (old.get(k), new.get(n)) {
+            (Some((r, _)), Some(&i)) => {
                 (r.title.as_str(), r.uuid) < (vals[i].title.as_str(), vals[i].uuid)
             }
             (Some(_), None) => true,
             _ => false,
         };
         if take_old {
-            out.push(old[k]);
+            out.push(old[k].1);
             k += 1;
         } else {
             out.push(Place::New(new[n]));
@@ -298,17 +294,10 @@ pub(super) fn new_table(
         };
         rows.extend(row);
     }
-    let removed: HashSet<uuid::Uuid> = old
-        .rows
-        .iter()
-        .zip(&splice.kept.removed)
-        .filter(|(_, g)| **g)
-        .map(|(r, _)| r.uuid)
-        .collect();
     let mut marks: Vec<table::Mark> = old
         .marks
         .iter()
-        .filter(|m| !removed.contains(&m.of))
+        .filter(|m| !splice.kept.is_removed(m.of))
         .copied()
         .chain(splice.table.marks)
         .collect();
@@ -428,14 +417,8 @@ pub(super) fn spliced(b: Spliced) -> Result<Summary> {
     )?;
     clock.lap("write");
 
-    let [cluster_print, galaxy_print] = written.fingerprints;
     let value_count = placed.len();
-    let mut new_sources = walked.sources;
-    for (name, history) in names.iter().zip(walked.histories) {
-        if let Some(s) = new_sources.sources.get_mut(name) {
-            s.history = history;
-        }
-    }
+    let mut new_sources = with_histories(walked.sources, &names, walked.histories);
     // The kept values' ledger entries stay; the changed files' are made anew.
     new_sources.ledger = prev.sources.ledger.clone();
     new_sources.ledger.rewritten.clear();
@@ -451,51 +434,26 @@ pub(super) fn spliced(b: Spliced) -> Result<Summary> {
         &parsed.jobs,
     );
     let values = std::mem::take(&mut splice.values);
-    new_sources.table = new_table(splice, &places, &placed, cluster_print.checksum.clone());
-    let mut record = BuildRecord {
-        key: key_hash,
-        inputs,
-        cluster_checksum: cluster_print.checksum.clone(),
-        galaxy_checksum: galaxy_print.checksum.clone(),
-        values: value_count,
-        files: snapshots
-            .iter()
-            .map(|s| (s.name.clone(), s.files.len()))
-            .collect(),
-        version: written.version,
-        warnings: warnings.clone(),
-        state: state::Checksums::new(),
-    };
-    new_sources.outputs = [Some(cluster_print), Some(galaxy_print)];
-    if writes {
-        state::save(
-            &config.state,
-            &new_sources,
+    let checksum = written.fingerprints[0].checksum.clone();
+    new_sources.table = new_table(splice, &places, &placed, checksum);
+    let summary = finish(
+        Finish {
+            config,
+            snapshots,
+            key_hash,
+            inputs,
             attack,
-            &mut record,
             parsed_sums,
-        )?;
-    }
-    clock.lap("state save");
-    let summary = Summary {
-        values: value_count,
-        parsed: parsed.count,
-        reused: parsed.jobs.len() - parsed.count,
-        added: written.added,
-        changed: written.changed,
-        removed: written.removed,
-        version: written.version,
-        wrote: written.wrote,
-        dry_run: false,
-        cluster: written.cluster.display().to_string(),
-        galaxy: written.galaxy.display().to_string(),
-        sources: source_summaries(snapshots, None),
-        files: Vec::new(),
-        notices: config.notices.clone(),
-        warnings,
-        reasons,
-        timings: timings(config, clock),
-    };
+            values: value_count,
+            parsed: parsed.count,
+            files: parsed.jobs.len(),
+            warnings,
+            reasons,
+        },
+        written,
+        &mut new_sources,
+        clock,
+    )?;
     drop(parsed.jobs);
     crate::free::later((new_sources, parsed.cache, values));
     Ok(summary)
@@ -573,16 +531,15 @@ pub(super) fn parse_touched<'s>(
     let mut used = by_blob.iter().map(|(b, _)| b).peekable();
     let mut blobs: Vec<(state::BlobId, Option<BlobInfo>)> = Vec::new();
     let mut dirty = std::collections::BTreeSet::new();
+    // The parse keys of the contents no file has any more.
+    let mut dropped: Vec<Digest> = Vec::new();
     for (blob, info) in index {
         if seek(&mut used, blob, |b| *b).is_none() {
             blobs.push((*blob, None));
             dirty.insert(info.key.bytes()[0]);
+            dropped.push(info.key);
         }
     }
-    let dropped: Vec<Digest> = blobs
-        .iter()
-        .filter_map(|(b, _)| index.get(b).map(|i| i.key))
-        .collect();
     let unknown: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].key.is_none()).collect();
     let read = read_and_parse(snapshots, &jobs, &unknown, &|_| false, &config.limits)?;
     let mut added = std::collections::BTreeMap::new();

@@ -402,6 +402,11 @@ impl Kept<'_> {
             })
     }
 
+    /// Whether the change removes the value with this uuid.
+    pub fn is_removed(&self, uuid: Uuid) -> bool {
+        self.removed_uuids.contains(&uuid)
+    }
+
     /// What a link by rule id to a kept value finds: the id itself, when a kept value has it.
     pub fn outside_id(&self, id: Uuid) -> Option<Uuid> {
         self.own_ids.contains(&id).then_some(id)
